@@ -1,0 +1,277 @@
+/* isle — MIT licensed. */
+/*
+ * Private declarations of the heap, shared by the files of heap/ (and by
+ * white-box tests). Never installed.
+ *
+ * Vocabulary
+ * - page:  ISLE__PAGE_SIZE bytes, the unit the global page pool hands out.
+ * - arena: ISLE__ARENA_SIZE bytes of address space, aligned to its size,
+ *          mapped from the OS at once. Its first pages hold the arena header
+ *          and one span descriptor per page; the rest are data pages.
+ * - span:  a run of data pages with one job: the blocks of one size class
+ *          (small), one large block, or free (in the pool). Its descriptor is
+ *          the one of its first page; the descriptors of its other pages say
+ *          how far back the first page is (head_off), so any pointer finds
+ *          its span with two loads: arena = p & ~(ARENA_SIZE-1), then
+ *          desc[(p - arena) / PAGE] - head_off.
+ * - heap:  the per-thread allocator (isle__heap_t): for each size class a
+ *          ring of spans it owns and the span it allocates from now.
+ *
+ * Who touches what
+ * - A span's local fields (free, used, extended) belong to its owning heap's
+ *   thread. Other threads reach a span only through its atomic xfree list
+ *   (remote frees) and its atomic xowner (to learn it is not theirs).
+ * - Page descriptors of free runs and the bins belong to the page pool,
+ *   under pool lock (pages.c).
+ * - Abandoned spans and retired heap records live in lists under the chain
+ *   lock (heap.c). Both locks guard short critical sections on slow paths
+ *   only; the alloc/free fast paths take no lock and make no atomic RMW.
+ */
+#ifndef ISLE_HEAP_INTERNAL_H
+#define ISLE_HEAP_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "isle/error.h"
+#include "isle/heap.h"
+
+/* ===== Geometry ========================================================= */
+
+#define ISLE__PAGE_SHIFT 13
+#define ISLE__PAGE_SIZE ((size_t)1 << ISLE__PAGE_SHIFT) /* 8 KiB */
+#define ISLE__ARENA_SHIFT 26
+#define ISLE__ARENA_SIZE ((size_t)1 << ISLE__ARENA_SHIFT) /* 64 MiB */
+#define ISLE__ARENA_PAGES (ISLE__ARENA_SIZE / ISLE__PAGE_SIZE)
+/* Large blocks above this get an arena of their own ("huge"). */
+#define ISLE__LARGE_MAX ((size_t)16 << 20)
+#define ISLE__CLASSES ISLE_HEAP_CLASS_COUNT
+#define ISLE__SMALL_MAX ((size_t)ISLE_HEAP_SMALL_MAX)
+#define ISLE__MIN_ALIGN 16
+/* Largest alignment isle_aligned_alloc accepts. */
+#define ISLE__MAX_ALIGN ((size_t)16 << 20)
+/* Remote frees travel in batches of at most this many blocks. 1 turns
+ * batching off (one CAS per freed block, as mimalloc does). */
+#ifndef ISLE_REMOTE_BATCH
+#define ISLE_REMOTE_BATCH 64
+#endif
+#define ISLE__REMOTE_SLOTS 16 /* spans a thread batches for at once */
+
+#define ISLE__CACHE_LINE 64
+
+/* ===== Types ============================================================ */
+
+typedef struct isle__block_s {
+  struct isle__block_s *next;
+} isle__block_t;
+
+typedef struct isle__heap_s isle__heap_t;
+typedef struct isle__span_s isle__span_t;
+
+enum isle__span_kind_e {
+  ISLE__SPAN_NONE = 0, /* never used, or interior of a free run */
+  ISLE__SPAN_FREE,     /* head or tail page of a free run in the pool */
+  ISLE__SPAN_SMALL,    /* blocks of one size class */
+  ISLE__SPAN_LARGE,    /* one large block from the pool */
+  ISLE__SPAN_HUGE,     /* one block in an arena of its own */
+  ISLE__SPAN_INTERIOR  /* debug builds: an interior page of a large span */
+};
+
+/*
+ * A span descriptor: 128 bytes, two cache lines. The first holds what the
+ * owner and the pool use; the second the remote-free list, so that other
+ * threads' pushes do not bounce the owner's line.
+ *
+ * Invariants (small span, checked by isle__span_is_valid):
+ *   used + |free| + |xfree| + (capacity - extended) == capacity, where
+ *   |xfree| counts blocks other threads pushed and the owner has not taken
+ *   in (blocks still in a remote thread's batch count in `used`).
+ *   A span is released to the pool only when used == 0, so a block in
+ *   flight keeps its span alive.
+ */
+struct isle__span_s {
+  /* -- first line: owner thread (small) or pool lock (free runs) -- */
+  union {
+    isle__block_t *free; /* small, owner: blocks ready to hand out */
+    uint64_t free_since; /* free run, pool: ms when it became free */
+  };
+  char *start;          /* first byte of the span */
+  isle__span_t *next;   /* class ring, free bin or abandoned list */
+  isle__span_t *prev;
+  _Atomic(isle__heap_t *) xowner; /* owning heap, NULL when abandoned */
+  uint32_t block_size;  /* small: class size; large: usable bytes */
+  uint16_t used;        /* owner: blocks out (see invariant) */
+  uint16_t capacity;    /* blocks that fit in the span */
+  uint16_t extended;    /* blocks carved from the span so far (lazily) */
+  uint16_t npages;      /* pages in the span or free run (huge: 1) */
+  uint16_t head_off;    /* any page: how many pages back the head is */
+  uint8_t kind;         /* enum isle__span_kind_e */
+  uint8_t cls;          /* small: size class */
+  uint8_t dirty;        /* free run: some page may hold memory */
+  uint8_t in_ring;      /* small: linked in its heap's class ring */
+  /* -- second line: written by other threads -- */
+  _Alignas(ISLE__CACHE_LINE) _Atomic(isle__block_t *) xfree;
+  char pad[ISLE__CACHE_LINE - sizeof(void *)];
+};
+
+_Static_assert(sizeof(isle__span_t) == 2 * ISLE__CACHE_LINE,
+               "span descriptor is two cache lines");
+
+typedef struct isle__arena_s {
+  uint64_t magic;
+  uint32_t first_data; /* index of the first data page */
+  uint32_t npages;     /* pages covered by the descriptors (huge: 1 used) */
+  size_t map_bytes;    /* bytes mapped for this arena (huge: the mapping) */
+  struct isle__arena_s *next; /* pool's list of regular arenas */
+  _Alignas(ISLE__CACHE_LINE) isle__span_t desc[ISLE__ARENA_PAGES];
+} isle__arena_t;
+
+#define ISLE__ARENA_MAGIC UINT64_C(0x69736c6561726e61) /* "islearna" */
+
+/* Per-class state of a heap. Counters are written only by the owner, with
+ * relaxed stores (no RMW), and read by anyone with relaxed loads. */
+typedef struct isle__heap_class_s {
+  isle__span_t *cur;          /* span allocating now; never NULL */
+  _Atomic uint64_t xallocs;   /* blocks handed out (+ adopted) */
+  _Atomic uint64_t xfrees;    /* blocks taken back (+ abandoned) */
+  uint32_t spans;             /* spans in the ring */
+  uint32_t reserved;
+} isle__heap_class_t;
+
+/* A batch of blocks freed by this thread for one foreign span. */
+typedef struct isle__remote_batch_s {
+  isle__span_t *span;
+  isle__block_t *head;
+  isle__block_t *tail;
+  uint32_t count;
+} isle__remote_batch_t;
+
+struct isle__heap_s {
+  isle__heap_class_t cls[ISLE__CLASSES];
+  isle__remote_batch_t remote[ISLE__REMOTE_SLOTS];
+  /* Owner-written counters (relaxed stores), readable by anyone. */
+  _Atomic uint64_t xlarge_alloc_bytes;
+  _Atomic uint64_t xlarge_alloc_count;
+  _Atomic uint64_t xlarge_free_bytes;   /* freed by the owner */
+  _Atomic uint64_t xlarge_free_count;
+  _Atomic uint64_t xsmall_span_bytes;   /* bytes of small spans held */
+  _Atomic uint64_t xpeak_held;
+  _Atomic uint64_t xspans;              /* small spans held */
+  _Atomic uint64_t xrefills;
+  _Atomic uint64_t xos_refills;
+  _Atomic uint64_t xspans_returned;
+  _Atomic uint64_t xspans_adopted;
+  _Atomic uint64_t xremote_sent;
+  _Atomic uint64_t xremote_received;
+  _Atomic uint64_t xremote_batches;
+  /* Written by other threads (fetch_add): large blocks of this heap they
+   * freed. Relaxed: pure counters, nothing is published through them. */
+  _Atomic uint64_t xlarge_remote_free_bytes;
+  _Atomic uint64_t xlarge_remote_free_count;
+  /* Identity. */
+  uint64_t id;
+  _Atomic uint64_t xtid;     /* kernel tid of the owner, 0 when retired */
+  _Atomic int xretired;
+  _Atomic uint64_t xname[2]; /* 15 chars + NUL, owner-written, relaxed */
+  _Atomic(isle__heap_t *) xall_next; /* registry of every heap record */
+  isle__heap_t *retired_next;        /* under the chain lock */
+  /* The span rings: one circular doubly linked list per class, reached
+   * from cls[c].cur (the empty span when the ring is empty). */
+};
+
+/* ===== classes.c ======================================================= */
+
+extern const uint32_t isle__class_size[ISLE__CLASSES];
+extern const uint8_t isle__class_pages[ISLE__CLASSES];
+extern const uint8_t isle__small_class[(1024 / 16) + 1];
+
+/* Size class of a small request (size <= ISLE__SMALL_MAX). */
+static inline unsigned isle__size_class(size_t size) {
+  if (size <= 1024)
+    return isle__small_class[(size + 15) >> 4];
+  size_t m = size - 1;
+  unsigned b = 63u - (unsigned)__builtin_clzll((unsigned long long)m);
+  return 8u + (b - 7u) * 8u + (unsigned)((m >> (b - 3u)) & 7u);
+}
+
+/* ===== pages.c: the global page pool =================================== */
+
+/* The span holding `p`: two loads, no check. `p` must come from the heap. */
+static inline isle__span_t *isle__span_of(const void *p) {
+  uintptr_t a = (uintptr_t)p & ~(uintptr_t)(ISLE__ARENA_SIZE - 1);
+  isle__arena_t *arena = (isle__arena_t *)a;
+  isle__span_t *d =
+      &arena->desc[((uintptr_t)p - a) >> ISLE__PAGE_SHIFT];
+  return d - d->head_off;
+}
+
+/* Whether `p` lies in an arena the heap mapped (one bit test). */
+bool isle__arena_known(const void *p);
+
+/* A span of `npages` pages aligned to `align_pages` pages (power of two),
+ * with kind, npages, start and head_off set; NULL at the heap limit or when
+ * the OS refuses. `small` spans get head_off on every page. Any thread. */
+isle__span_t *isle__pages_alloc(size_t npages, size_t align_pages, bool small);
+
+/* Gives a span's pages back to the pool (coalescing). Any thread. */
+void isle__pages_free(isle__span_t *s);
+
+/* A huge block of `size` bytes aligned to `align` in an arena of its own;
+ * returns its span (start = the block), or NULL. Any thread. */
+isle__span_t *isle__huge_alloc(size_t size, size_t align);
+void isle__huge_free(isle__span_t *s);
+size_t isle__huge_usable(const isle__span_t *s);
+
+/* Whether taking `bytes` more would pass the limit. */
+bool isle__limit_exceeded(size_t bytes);
+/* Returns dirty free runs older than the purge delay to the OS; `force`
+ * ignores the delay. Any thread. */
+void isle__pages_purge(bool force);
+/* Millisecond monotonic clock (coarse). */
+uint64_t isle__now_ms(void);
+void isle__pages_global_stats(isle_heap_global_stats_t *out);
+
+/* ===== heap.c ========================================================== */
+
+extern isle__heap_t isle__empty_heap;
+extern isle__span_t isle__empty_span;
+/* The registry of every heap record (never shrinks; records are reused). */
+extern _Atomic(isle__heap_t *) isle__heaps;
+extern _Atomic uint64_t isle__heap_count;
+extern _Atomic uint64_t isle__abandoned_spans;
+extern _Atomic uint64_t isle__abandoned_live_bytes;
+
+/* Aborts with a message (naming the pointer when one is given). */
+_Noreturn void isle__heap_abort(const char *what, const void *ptr);
+
+/* ===== Relaxed counter helpers (owner-written, anyone-read) ============ */
+
+/* Owner-only increment: a relaxed load and store, no RMW instruction;
+ * relaxed is enough because readers only want a recent value. */
+static inline void isle__counter_add(_Atomic uint64_t *c, uint64_t n) {
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                        memory_order_relaxed);
+}
+static inline uint64_t isle__counter_get(_Atomic uint64_t *c) {
+  return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* ===== Test hooks ====================================================== */
+
+typedef struct isle__span_info_s {
+  void *start;       /* first byte of the span's memory */
+  size_t bytes;      /* span size in bytes (multiple of ISLE__PAGE_SIZE) */
+  size_t block_size; /* small: class block size; large: usable bytes */
+  int cls;           /* small class index, or -1 for a large/huge span */
+  const void *owner; /* owning heap record, NULL when abandoned */
+} isle__span_info_t;
+
+/* 0 and fills *out when `p` lies in a live span the heap knows;
+ * ISLE_EINVAL otherwise. */
+int isle__heap_span_info(const void *p, isle__span_info_t *out);
+/* The calling thread's heap record (created if needed). */
+const void *isle__heap_self(void);
+
+#endif /* ISLE_HEAP_INTERNAL_H */

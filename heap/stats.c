@@ -1,0 +1,109 @@
+/* isle — MIT licensed. */
+/*
+ * Heap statistics: copies of the counters of every thread heap, read from
+ * any thread while the owners keep running.
+ *
+ * Every counter is written by one thread with relaxed stores and read here
+ * with relaxed loads: each value is exact for some recent moment, the set
+ * is not one snapshot. Per class, frees are read before allocs so that a
+ * racing owner can only make live counts look higher, never negative.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+static uint64_t load(_Atomic uint64_t *c) {
+  return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static void heap_stats(isle__heap_t *h, isle_heap_stats_t *out) {
+  memset(out, 0, sizeof *out);
+  out->heap_id = h->id;
+  out->thread_id = load(&h->xtid);
+  out->retired = atomic_load_explicit(&h->xretired, memory_order_relaxed);
+  uint64_t name[2] = {load(&h->xname[0]), load(&h->xname[1])};
+  memcpy(out->name, name, sizeof out->name);
+  out->name[sizeof out->name - 1] = '\0';
+  for (unsigned c = 0; c < ISLE__CLASSES; c++) {
+    /* Acquire on the first load keeps the second after it. */
+    uint64_t frees = atomic_load_explicit(&h->cls[c].xfrees,
+                                          memory_order_acquire);
+    uint64_t allocs = load(&h->cls[c].xallocs);
+    uint64_t live = allocs > frees ? allocs - frees : 0;
+    out->classes[c].block_size = isle__class_size[c];
+    out->classes[c].live_objects = live;
+    out->classes[c].live_bytes = live * isle__class_size[c];
+    out->live_objects += live;
+    out->live_bytes += live * isle__class_size[c];
+  }
+  uint64_t freed_bytes = atomic_load_explicit(&h->xlarge_remote_free_bytes,
+                                              memory_order_acquire) +
+                         load(&h->xlarge_free_bytes);
+  uint64_t freed_count =
+      load(&h->xlarge_remote_free_count) + load(&h->xlarge_free_count);
+  uint64_t alloc_bytes = load(&h->xlarge_alloc_bytes);
+  uint64_t alloc_count = load(&h->xlarge_alloc_count);
+  out->large_live_bytes = alloc_bytes > freed_bytes ? alloc_bytes - freed_bytes : 0;
+  out->large_live_objects =
+      alloc_count > freed_count ? alloc_count - freed_count : 0;
+  out->live_bytes += out->large_live_bytes;
+  out->live_objects += out->large_live_objects;
+  out->spans_held = load(&h->xspans);
+  out->held_bytes = load(&h->xsmall_span_bytes) + out->large_live_bytes;
+  out->peak_held_bytes = load(&h->xpeak_held);
+  if (out->peak_held_bytes < out->held_bytes)
+    out->peak_held_bytes = out->held_bytes;
+  out->refills = load(&h->xrefills);
+  out->os_refills = load(&h->xos_refills);
+  out->spans_returned = load(&h->xspans_returned);
+  out->spans_adopted = load(&h->xspans_adopted);
+  out->remote_frees_sent = load(&h->xremote_sent);
+  out->remote_frees_received = load(&h->xremote_received);
+  out->remote_batches_sent = load(&h->xremote_batches);
+}
+
+int isle_heap_stats_self(isle_heap_stats_t *out) {
+  if (!out)
+    return ISLE_EINVAL;
+  isle__heap_t *h = (isle__heap_t *)isle__heap_self();
+  if (!h)
+    return ISLE_ENOMEM;
+  heap_stats(h, out);
+  return 0;
+}
+
+size_t isle_heap_stats_all(isle_heap_stats_t *out, size_t max) {
+  size_t n = 0;
+  /* Acquire: pairs with the release CAS that published each record. */
+  for (isle__heap_t *h = atomic_load_explicit(&isle__heaps,
+                                              memory_order_acquire);
+       h; h = atomic_load_explicit(&h->xall_next, memory_order_relaxed)) {
+    if (out && n < max)
+      heap_stats(h, &out[n]);
+    n++;
+  }
+  return n;
+}
+
+int isle_heap_stats_global(isle_heap_global_stats_t *out) {
+  if (!out)
+    return ISLE_EINVAL;
+  memset(out, 0, sizeof *out);
+  isle__pages_global_stats(out);
+  out->abandoned_spans =
+      atomic_load_explicit(&isle__abandoned_spans, memory_order_relaxed);
+  out->abandoned_live_bytes =
+      atomic_load_explicit(&isle__abandoned_live_bytes, memory_order_relaxed);
+  out->heaps = atomic_load_explicit(&isle__heap_count, memory_order_relaxed);
+  return 0;
+}
+
+size_t isle_heap_class_size(unsigned cls) {
+  return cls < ISLE__CLASSES ? isle__class_size[cls] : 0;
+}
+
+int isle_heap_size_class(size_t size) {
+  if (size > ISLE__SMALL_MAX)
+    return -1;
+  return (int)isle__size_class(size);
+}
