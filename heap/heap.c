@@ -15,7 +15,7 @@
  * path, which creates the heap; the fast path needs no NULL test.
  *
  * Remote frees. A block freed by a thread that does not own its span is
- * added to a batch the freeing thread keeps for that span (16 slots,
+ * added to a batch the freeing thread keeps for that span (32 slots,
  * direct-mapped by span address). A full batch (ISLE_REMOTE_BATCH blocks),
  * an evicted one, or any batch at a flush point (the freeing thread's
  * allocation slow path, isle_heap_collect, thread exit) goes to the span's
@@ -283,9 +283,10 @@ static void batches_flush_local(isle__heap_t *h) {
 
 static void free_remote_local(isle__heap_t *h, isle__span_t *s,
                               isle__block_t *b) {
-  /* Descriptors are 128 bytes apart: drop those bits before hashing. */
-  uintptr_t k = (uintptr_t)s >> 7;
-  isle__remote_batch_t *rb = &h->remote[(k ^ (k >> 4)) % ISLE__REMOTE_SLOTS];
+  /* Fibonacci hashing: span descriptors sit at regular strides (128 bytes
+   * times the span's pages), which a plain modulo would fold together. */
+  uint64_t k = ((uint64_t)(uintptr_t)s >> 7) * UINT64_C(0x9e3779b97f4a7c15);
+  isle__remote_batch_t *rb = &h->remote[k >> (64 - ISLE__REMOTE_SLOTS_LOG2)];
   if (rb->span != s) {
     batch_flush(h, rb);
     rb->span = s;
@@ -412,7 +413,8 @@ static inline void *alloc_small_local(isle__heap_t *h, unsigned c) {
   return alloc_small_slow(h, c);
 }
 
-static void *alloc_small_slow(isle__heap_t *h, unsigned c) {
+__attribute__((noinline)) static void *alloc_small_slow(isle__heap_t *h,
+                                                        unsigned c) {
   if (h == &isle__empty_heap) {
     h = heap_init_local();
     if (!h)
@@ -518,7 +520,8 @@ static void debug_check_free(const void *p) {
   }
 }
 
-static void span_emptied_local(isle__heap_t *h, isle__span_t *s) {
+__attribute__((noinline)) static void span_emptied_local(isle__heap_t *h,
+                                                         isle__span_t *s) {
   /* Keep the span we allocate from; give the others back at once, so a
    * heap holds at most one empty span per class. */
   if (h->cls[s->cls].cur != s)
@@ -545,7 +548,8 @@ static void free_large(isle__heap_t *h, isle__span_t *s) {
     isle__pages_free(s);
 }
 
-static void free_slow(isle__heap_t *h, isle__span_t *s, void *p) {
+__attribute__((noinline)) static void free_slow(isle__heap_t *h, isle__span_t *s,
+                                                void *p) {
   if (s->kind != ISLE__SPAN_SMALL) {
     free_large(h, s);
     return;

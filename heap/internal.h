@@ -57,7 +57,9 @@
 #ifndef ISLE_REMOTE_BATCH
 #define ISLE_REMOTE_BATCH 64
 #endif
-#define ISLE__REMOTE_SLOTS 16 /* spans a thread batches for at once */
+#define ISLE__REMOTE_SLOTS_LOG2 5
+/* Spans a thread batches remote frees for at once. */
+#define ISLE__REMOTE_SLOTS (1u << ISLE__REMOTE_SLOTS_LOG2)
 
 #define ISLE__CACHE_LINE 64
 

@@ -26,7 +26,13 @@
 #define ISLE__ASAN 0
 #endif
 
-#if defined(__has_include)
+#ifndef ISLE_DEBUG
+#define ISLE_DEBUG 0
+#endif
+
+/* Valgrind client requests cost a few instructions and a stack frame on
+ * every call even outside Valgrind: debug builds only. */
+#if defined(__has_include) && ISLE_DEBUG
 #if __has_include(<valgrind/memcheck.h>) && !ISLE__ASAN
 #include <valgrind/memcheck.h> /* client requests: free blocks */
 #define ISLE__VALGRIND 1
@@ -38,10 +44,6 @@
 
 #if ISLE__ASAN
 #include <sanitizer/asan_interface.h> /* manual poisoning */
-#endif
-
-#ifndef ISLE_DEBUG
-#define ISLE_DEBUG 0
 #endif
 
 /* Blocks handed to the user. */
