@@ -472,6 +472,9 @@ void isle__huge_free(isle__span_t *s) {
   size_t map_bytes = a->map_bytes;
   s->kind = ISLE__SPAN_NONE;
   known_set(a, false);
+  /* Tools keep their view of the range past munmap: clear it, or the next
+   * mapping at this address would inherit the freed block's poison. */
+  isle__track_pages_free(a, map_bytes);
   munmap(a, map_bytes);
   atomic_fetch_sub_explicit(&pool.xmapped, map_bytes, memory_order_relaxed);
   in_use_release(map_bytes);
