@@ -10,10 +10,10 @@
  *          and one span descriptor per page; the rest are data pages.
  * - span:  a run of data pages with one job: the blocks of one size class
  *          (small), one large block, or free (in the pool). Its descriptor is
- *          the one of its first page; the descriptors of its other pages say
- *          how far back the first page is (head_off), so any pointer finds
- *          its span with two loads: arena = p & ~(ARENA_SIZE-1), then
- *          desc[(p - arena) / PAGE] - head_off.
+ *          the one of its first page; a per-page array says how far back
+ *          the first page is (head_off), so any pointer finds its span
+ *          with two loads: arena = p & ~(ARENA_SIZE-1), i = (p - arena) /
+ *          PAGE, then desc[i - head_off[i]].
  * - heap:  the per-thread allocator (isle__heap_t): for each size class a
  *          ring of spans it owns and the span it allocates from now.
  *
@@ -108,7 +108,6 @@ struct isle__span_s {
   uint16_t capacity;    /* blocks that fit in the span */
   uint16_t extended;    /* blocks carved from the span so far (lazily) */
   uint16_t npages;      /* pages in the span or free run (huge: 1) */
-  uint16_t head_off;    /* any page: how many pages back the head is */
   uint8_t kind;         /* enum isle__span_kind_e */
   uint8_t cls;          /* small: size class */
   uint8_t dirty;        /* free run: some page may hold memory */
@@ -127,6 +126,10 @@ typedef struct isle__arena_s {
   uint32_t npages;     /* pages covered by the descriptors (huge: 1 used) */
   size_t map_bytes;    /* bytes mapped for this arena (huge: the mapping) */
   struct isle__arena_s *next; /* pool's list of regular arenas */
+  /* Per page: how many pages back its span's first page is. Kept apart
+   * from the descriptors so that the first load of a lookup hits a dense
+   * 16 KiB array rather than one 128-byte descriptor line per page. */
+  uint16_t head_off[ISLE__ARENA_PAGES];
   _Alignas(ISLE__CACHE_LINE) isle__span_t desc[ISLE__ARENA_PAGES];
 } isle__arena_t;
 
@@ -204,9 +207,15 @@ static inline unsigned isle__size_class(size_t size) {
 static inline isle__span_t *isle__span_of(const void *p) {
   uintptr_t a = (uintptr_t)p & ~(uintptr_t)(ISLE__ARENA_SIZE - 1);
   isle__arena_t *arena = (isle__arena_t *)a;
-  isle__span_t *d =
-      &arena->desc[((uintptr_t)p - a) >> ISLE__PAGE_SHIFT];
-  return d - d->head_off;
+  size_t i = ((uintptr_t)p - a) >> ISLE__PAGE_SHIFT;
+  return &arena->desc[i - arena->head_off[i]];
+}
+
+/* The head_off entry of descriptor `d`; index it to reach d + 1, d + 2. */
+static inline uint16_t *isle__head_offs(isle__span_t *d) {
+  isle__arena_t *arena =
+      (isle__arena_t *)((uintptr_t)d & ~(uintptr_t)(ISLE__ARENA_SIZE - 1));
+  return &arena->head_off[d - arena->desc];
 }
 
 /* Whether `p` lies in an arena the heap mapped (one bit test). */

@@ -180,7 +180,7 @@ static void run_make(isle__span_t *head, size_t npages, bool dirty,
                      uint64_t since) {
   head->kind = ISLE__SPAN_FREE;
   head->npages = (uint16_t)npages;
-  head->head_off = 0;
+  isle__head_offs(head)[0] = 0;
   head->dirty = dirty;
   head->free_since = since;
   atomic_store_explicit(&head->xowner, NULL, memory_order_relaxed);
@@ -188,7 +188,7 @@ static void run_make(isle__span_t *head, size_t npages, bool dirty,
   if (npages > 1) {
     isle__span_t *tail = head + npages - 1;
     tail->kind = ISLE__SPAN_FREE;
-    tail->head_off = (uint16_t)(npages - 1);
+    isle__head_offs(tail)[0] = (uint16_t)(npages - 1);
   }
   if (dirty)
     pool.dirty_pages += npages;
@@ -342,7 +342,7 @@ isle__span_t *isle__pages_alloc(size_t npages, size_t align_pages,
   /* The span is ours now: set its descriptors outside the lock. */
   s->kind = small ? ISLE__SPAN_SMALL : ISLE__SPAN_LARGE;
   s->npages = (uint16_t)npages;
-  s->head_off = 0;
+  isle__head_offs(s)[0] = 0;
   s->dirty = dirty; /* tells the heap whether the OS must supply pages */
   s->free = NULL;
   s->used = s->capacity = s->extended = 0;
@@ -355,16 +355,16 @@ isle__span_t *isle__pages_alloc(size_t npages, size_t align_pages,
    * the pool reads when merging neighbours. */
   if (small) {
     for (size_t i = 1; i < npages; i++) {
-      s[i].head_off = (uint16_t)i;
+      isle__head_offs(s)[i] = (uint16_t)i;
       s[i].kind = ISLE__SPAN_SMALL;
     }
   } else if (npages > 1) {
-    s[npages - 1].head_off = (uint16_t)(npages - 1);
+    isle__head_offs(s)[npages - 1] = (uint16_t)(npages - 1);
     s[npages - 1].kind = ISLE__SPAN_LARGE;
     if (ISLE_DEBUG)
       for (size_t i = 1; i + 1 < npages; i++) {
         s[i].kind = ISLE__SPAN_INTERIOR;
-        s[i].head_off = 0;
+        isle__head_offs(s)[i] = 0;
       }
   }
   return s;
@@ -390,7 +390,7 @@ void isle__pages_free(isle__span_t *s) {
   if (idx > a->first_data) {
     isle__span_t *prev = &a->desc[idx - 1];
     if (prev->kind == ISLE__SPAN_FREE) {
-      prev -= prev->head_off;
+      prev -= isle__head_offs(prev)[0];
       run_take(prev);
       total += prev->npages;
       head = prev;
@@ -398,7 +398,7 @@ void isle__pages_free(isle__span_t *s) {
   }
   if (idx + npages < ISLE__ARENA_PAGES) {
     isle__span_t *next = &a->desc[idx + npages];
-    if (next->kind == ISLE__SPAN_FREE && next->head_off == 0) {
+    if (next->kind == ISLE__SPAN_FREE && isle__head_offs(next)[0] == 0) {
       run_take(next);
       total += next->npages;
       next->kind = ISLE__SPAN_NONE;
@@ -459,7 +459,7 @@ isle__span_t *isle__huge_alloc(size_t size, size_t align) {
   isle__span_t *s = &a->desc[offset >> ISLE__PAGE_SHIFT];
   s->kind = ISLE__SPAN_HUGE;
   s->npages = 1;
-  s->head_off = 0;
+  isle__head_offs(s)[0] = 0;
   s->start = (char *)a + offset;
   s->block_size = usable > UINT32_MAX ? UINT32_MAX : (uint32_t)usable;
   atomic_fetch_add_explicit(&pool.xmapped, map_bytes, memory_order_relaxed);
