@@ -365,6 +365,7 @@ static isle__span_t *span_adopt_local(isle__heap_t *h, unsigned c) {
     isle__counter_add(&h->xspans, 1);
     isle__counter_add(&h->xsmall_span_bytes,
                       (uint64_t)s->npages * ISLE__PAGE_SIZE);
+    note_held_local(h);
     ring_insert_local(h, s);
     if (span_refresh_local(h, s))
       return s;

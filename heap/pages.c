@@ -335,14 +335,21 @@ isle__span_t *isle__pages_alloc(size_t npages, size_t align_pages,
   size_t rest = have - lead - npages;
   if (rest)
     run_make(s + npages, rest, dirty, since);
+  /* The head and tail descriptors are what a neighbour's release reads,
+   * under the lock, to merge free runs: mark them in use before unlocking. */
+  uint8_t kind = small ? ISLE__SPAN_SMALL : ISLE__SPAN_LARGE;
+  s->kind = kind;
+  s->npages = (uint16_t)npages;
+  isle__head_offs(s)[0] = 0;
+  if (npages > 1) {
+    s[npages - 1].kind = kind;
+    isle__head_offs(s)[npages - 1] = (uint16_t)(npages - 1);
+  }
   atomic_fetch_sub_explicit(&pool.xfree_pages, npages, memory_order_relaxed);
   maybe_purge_locked();
   pthread_mutex_unlock(&pool.lock);
 
-  /* The span is ours now: set its descriptors outside the lock. */
-  s->kind = small ? ISLE__SPAN_SMALL : ISLE__SPAN_LARGE;
-  s->npages = (uint16_t)npages;
-  isle__head_offs(s)[0] = 0;
+  /* The span is ours now: set the rest of it outside the lock. */
   s->dirty = dirty; /* tells the heap whether the OS must supply pages */
   s->free = NULL;
   s->used = s->capacity = s->extended = 0;
@@ -354,13 +361,11 @@ isle__span_t *isle__pages_alloc(size_t npages, size_t align_pages,
    * first, which holds the only pointer ever freed, and the last, which
    * the pool reads when merging neighbours. */
   if (small) {
-    for (size_t i = 1; i < npages; i++) {
+    for (size_t i = 1; i + 1 < npages; i++) {
       isle__head_offs(s)[i] = (uint16_t)i;
       s[i].kind = ISLE__SPAN_SMALL;
     }
   } else if (npages > 1) {
-    isle__head_offs(s)[npages - 1] = (uint16_t)(npages - 1);
-    s[npages - 1].kind = ISLE__SPAN_LARGE;
     if (ISLE_DEBUG)
       for (size_t i = 1; i + 1 < npages; i++) {
         s[i].kind = ISLE__SPAN_INTERIOR;
@@ -375,16 +380,18 @@ void isle__pages_free(isle__span_t *s) {
   isle__track_pages_free(s->start, npages * ISLE__PAGE_SIZE);
   isle__arena_t *a = arena_of(s);
   size_t idx = page_index(s);
-  /* The pages of a small span stop resolving to it (catches frees of
-   * stale pointers in debug builds). */
+  /* The interior pages of a small span stop resolving to it (catches
+   * frees of stale pointers in debug builds). Head and tail are read by
+   * neighbours' releases, so they change under the lock below. */
   if (s->kind == ISLE__SPAN_SMALL)
-    for (size_t i = 1; i < npages; i++)
+    for (size_t i = 1; i + 1 < npages; i++)
       s[i].kind = ISLE__SPAN_NONE;
-  s->kind = ISLE__SPAN_NONE;
   atomic_store_explicit(&s->xowner, NULL, memory_order_relaxed);
   uint64_t now = isle__now_ms();
 
   pthread_mutex_lock(&pool.lock);
+  s->kind = ISLE__SPAN_NONE;
+  s[npages - 1].kind = ISLE__SPAN_NONE;
   isle__span_t *head = s;
   size_t total = npages;
   if (idx > a->first_data) {
@@ -409,10 +416,7 @@ void isle__pages_free(isle__span_t *s) {
     isle__span_t *old_tail = s - 1;
     old_tail->kind = ISLE__SPAN_NONE;
   }
-  /* The last page of the freed span is interior unless it ends the run. */
   run_make(head, total, true, now);
-  if (head + total - 1 != s + npages - 1 && npages > 1)
-    s[npages - 1].kind = ISLE__SPAN_NONE;
   atomic_fetch_add_explicit(&pool.xfree_pages, npages, memory_order_relaxed);
   in_use_release(npages * ISLE__PAGE_SIZE);
   if (atomic_load_explicit(&pool.xpurge_delay, memory_order_relaxed) == 0)

@@ -16,6 +16,21 @@ static uint64_t load(_Atomic uint64_t *c) {
   return atomic_load_explicit(c, memory_order_relaxed);
 }
 
+/* allocs - frees for counters the owner may be updating: frees is read on
+ * both sides of allocs and the pair retried until it held still, so a
+ * reader paused between the loads does not count blocks freed meanwhile
+ * as live. Acquire keeps the loads in program order. */
+static uint64_t live_count(_Atomic uint64_t *allocs, _Atomic uint64_t *frees) {
+  uint64_t a, f;
+  for (int tries = 0;; tries++) {
+    f = atomic_load_explicit(frees, memory_order_acquire);
+    a = atomic_load_explicit(allocs, memory_order_acquire);
+    if (atomic_load_explicit(frees, memory_order_acquire) == f || tries == 8)
+      break;
+  }
+  return a > f ? a - f : 0;
+}
+
 static void heap_stats(isle__heap_t *h, isle_heap_stats_t *out) {
   memset(out, 0, sizeof *out);
   out->heap_id = h->id;
@@ -25,34 +40,29 @@ static void heap_stats(isle__heap_t *h, isle_heap_stats_t *out) {
   memcpy(out->name, name, sizeof out->name);
   out->name[sizeof out->name - 1] = '\0';
   for (unsigned c = 0; c < ISLE__CLASSES; c++) {
-    /* Acquire on the first load keeps the second after it. */
-    uint64_t frees = atomic_load_explicit(&h->cls[c].xfrees,
-                                          memory_order_acquire);
-    uint64_t allocs = load(&h->cls[c].xallocs);
-    uint64_t live = allocs > frees ? allocs - frees : 0;
+    uint64_t live = live_count(&h->cls[c].xallocs, &h->cls[c].xfrees);
     out->classes[c].block_size = isle__class_size[c];
     out->classes[c].live_objects = live;
     out->classes[c].live_bytes = live * isle__class_size[c];
     out->live_objects += live;
     out->live_bytes += live * isle__class_size[c];
   }
-  uint64_t freed_bytes = atomic_load_explicit(&h->xlarge_remote_free_bytes,
-                                              memory_order_acquire) +
-                         load(&h->xlarge_free_bytes);
-  uint64_t freed_count =
-      load(&h->xlarge_remote_free_count) + load(&h->xlarge_free_count);
-  uint64_t alloc_bytes = load(&h->xlarge_alloc_bytes);
-  uint64_t alloc_count = load(&h->xlarge_alloc_count);
-  out->large_live_bytes = alloc_bytes > freed_bytes ? alloc_bytes - freed_bytes : 0;
+  /* Large blocks: owner frees and remote frees, the same way. */
+  uint64_t remote_bytes = load(&h->xlarge_remote_free_bytes);
+  uint64_t remote_count = load(&h->xlarge_remote_free_count);
+  uint64_t live_bytes = live_count(&h->xlarge_alloc_bytes,
+                                   &h->xlarge_free_bytes);
+  uint64_t live_objects = live_count(&h->xlarge_alloc_count,
+                                     &h->xlarge_free_count);
+  out->large_live_bytes = live_bytes > remote_bytes ? live_bytes - remote_bytes : 0;
   out->large_live_objects =
-      alloc_count > freed_count ? alloc_count - freed_count : 0;
+      live_objects > remote_count ? live_objects - remote_count : 0;
   out->live_bytes += out->large_live_bytes;
   out->live_objects += out->large_live_objects;
   out->spans_held = load(&h->xspans);
   out->held_bytes = load(&h->xsmall_span_bytes) + out->large_live_bytes;
+  /* As the owner keeps it: monotonic, updated when it takes memory. */
   out->peak_held_bytes = load(&h->xpeak_held);
-  if (out->peak_held_bytes < out->held_bytes)
-    out->peak_held_bytes = out->held_bytes;
   out->refills = load(&h->xrefills);
   out->os_refills = load(&h->xos_refills);
   out->spans_returned = load(&h->xspans_returned);

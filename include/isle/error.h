@@ -32,12 +32,13 @@ typedef enum isle_errno_e {
 #undef ISLE__ERRNO_ENUM
 } isle_errno_t;
 
-/* A short English message for an error code. Unknown codes (including
- * positive ones) get "unknown error". Ownership: the string is static. */
+/* A short English message for an error code; 0 gives "success", unknown
+ * codes (including positive ones) "unknown error". Ownership: the string
+ * is static. */
 const char *isle_strerror(int err);
 
-/* The code's name without the prefix ("ENOMEM"), or "UNKNOWN".
- * Ownership: the string is static. */
+/* The code's name without the prefix ("ENOMEM"); 0 gives "OK", unknown
+ * codes "UNKNOWN". Ownership: the string is static. */
 const char *isle_err_name(int err);
 
 #ifdef __cplusplus

@@ -101,7 +101,9 @@ typedef struct isle_heap_class_stats_s {
 /* Counters of one thread heap. Each field is read atomically but the set is
  * not a single snapshot: a reader racing the owner may see one counter a
  * few operations ahead of another. Frees travelling back from other threads
- * count as live until the owner takes them in. */
+ * count as live until the owner takes them in. A heap record outlives its
+ * thread: a later thread may take the retired record over, and its
+ * counters (refills, remote frees, ...) go on from where they were. */
 typedef struct isle_heap_stats_s {
   uint64_t heap_id;     /* stable id of this heap record, from 1 */
   uint64_t thread_id;   /* kernel tid of the owning thread; 0 when retired */

@@ -1,0 +1,138 @@
+/* isle — MIT licensed. */
+/*
+ * Error codes: isle_strerror and isle_err_name for every code of
+ * ISLE_ERRNO_MAP, for unknown codes, and for 0. Single-threaded.
+ */
+#include <limits.h> /* INT_MIN, INT_MAX */
+
+#include "isle/error.h"
+#include "support.h"
+
+/* ===== The map, as the tests see it ===================================== */
+
+typedef struct code_s {
+  int value;
+  const char *name;
+  const char *message;
+} code_t;
+
+#define CODE_ENTRY(name, value, msg) {value, #name, msg},
+static const code_t codes[] = {ISLE_ERRNO_MAP(CODE_ENTRY)};
+#undef CODE_ENTRY
+
+#define CODE_COUNT (sizeof codes / sizeof codes[0])
+
+/* ===== Tests ============================================================ */
+
+static void
+test_error_strerror_gives_the_map_message_for_every_code(void **state) {
+  (void)state;
+  for (size_t i = 0; i < CODE_COUNT; i++) {
+    const char *msg = isle_strerror(codes[i].value);
+    assert_non_null(msg);
+    assert_string_equal(msg, codes[i].message);
+  }
+}
+
+static void
+test_error_err_name_gives_the_map_name_for_every_code(void **state) {
+  (void)state;
+  for (size_t i = 0; i < CODE_COUNT; i++) {
+    const char *name = isle_err_name(codes[i].value);
+    assert_non_null(name);
+    assert_string_equal(name, codes[i].name);
+  }
+}
+
+static void test_error_codes_are_negative_and_distinct(void **state) {
+  (void)state;
+  assert_true(CODE_COUNT > 0);
+  for (size_t i = 0; i < CODE_COUNT; i++) {
+    assert_true(codes[i].value < 0);
+    for (size_t j = i + 1; j < CODE_COUNT; j++) {
+      assert_int_not_equal(codes[i].value, codes[j].value);
+      assert_string_not_equal(codes[i].name, codes[j].name);
+      assert_string_not_equal(codes[i].message, codes[j].message);
+    }
+  }
+}
+
+/* The header promises stable values; pin the ones other layers and users
+ * may have stored or compared against. */
+static void test_error_values_are_stable(void **state) {
+  (void)state;
+  assert_int_equal(ISLE_OK, 0);
+  assert_int_equal(ISLE_ENOMEM, -1);
+  assert_int_equal(ISLE_EINVAL, -2);
+  assert_int_equal(ISLE_EFULL, -3);
+  assert_int_equal(ISLE_EDEAD, -4);
+  assert_int_equal(ISLE_EBUSY, -5);
+  assert_int_equal(ISLE_ESTATE, -6);
+  assert_int_equal(ISLE_EPROTO, -7);
+  assert_int_equal(ISLE_EIO, -8);
+}
+
+static void
+test_error_strerror_says_unknown_error_for_unknown_codes(void **state) {
+  (void)state;
+  const int unknown[] = {-9, -10, -100, -1000, INT_MIN, 1, 2, 42, INT_MAX};
+  for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+    const char *msg = isle_strerror(unknown[i]);
+    assert_non_null(msg);
+    assert_string_equal(msg, "unknown error");
+  }
+}
+
+static void test_error_err_name_says_unknown_for_unknown_codes(void **state) {
+  (void)state;
+  const int unknown[] = {-9, -10, -100, -1000, INT_MIN, 1, 2, 42, INT_MAX};
+  for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+    const char *name = isle_err_name(unknown[i]);
+    assert_non_null(name);
+    assert_string_equal(name, "UNKNOWN");
+  }
+}
+
+/* 0 is ISLE_OK, not an error: whatever it is called, it must be a real
+ * string and must not be mistaken for one of the errors. */
+static void test_error_zero_gets_a_string_that_names_no_error(void **state) {
+  (void)state;
+  const char *msg = isle_strerror(0);
+  const char *name = isle_err_name(0);
+  assert_non_null(msg);
+  assert_non_null(name);
+  assert_true(msg[0] != '\0');
+  assert_true(name[0] != '\0');
+  for (size_t i = 0; i < CODE_COUNT; i++) {
+    assert_string_not_equal(msg, codes[i].message);
+    assert_string_not_equal(name, codes[i].name);
+  }
+}
+
+/* The strings are static: the same pointer comes back every time, and it
+ * stays valid (a caller may keep it). */
+static void test_error_strings_are_static(void **state) {
+  (void)state;
+  for (size_t i = 0; i < CODE_COUNT; i++) {
+    assert_ptr_equal(isle_strerror(codes[i].value),
+                     isle_strerror(codes[i].value));
+    assert_ptr_equal(isle_err_name(codes[i].value),
+                     isle_err_name(codes[i].value));
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(
+          test_error_strerror_gives_the_map_message_for_every_code),
+      cmocka_unit_test(test_error_err_name_gives_the_map_name_for_every_code),
+      cmocka_unit_test(test_error_codes_are_negative_and_distinct),
+      cmocka_unit_test(test_error_values_are_stable),
+      cmocka_unit_test(
+          test_error_strerror_says_unknown_error_for_unknown_codes),
+      cmocka_unit_test(test_error_err_name_says_unknown_for_unknown_codes),
+      cmocka_unit_test(test_error_zero_gets_a_string_that_names_no_error),
+      cmocka_unit_test(test_error_strings_are_static),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
