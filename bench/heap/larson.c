@@ -67,6 +67,7 @@ static inline void drop(worker_t *w, array_t *a, uint32_t i) {
 
 static void *run_worker(void *arg) {
   worker_t *w = arg;
+  bench_pin_thread((unsigned)w->id);
   unsigned sense = 0;
   bench_rng_t rng;
   bench_rng_seed(&rng, BENCH_SEED + (uint64_t)w->id);

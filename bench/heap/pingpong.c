@@ -38,6 +38,7 @@ static uint64_t per_direction;
 
 static void *run_side(void *arg) {
   side_t *s = arg;
+  bench_pin_thread((unsigned)s->id);
   bench_ring_t *out = &rings[s->id], *in = &rings[1 - s->id];
   unsigned sense = 0, spins = 0;
   bench_rng_t rng;

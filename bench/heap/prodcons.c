@@ -30,6 +30,7 @@ static uint64_t received, seq_sum;
 
 static void *producer(void *arg) {
   (void)arg;
+  bench_pin_thread(0);
   unsigned sense = 0, spins = 0;
   bench_rng_t rng;
   bench_rng_seed(&rng, BENCH_SEED);
@@ -53,6 +54,7 @@ static void *producer(void *arg) {
 
 static void *consumer(void *arg) {
   (void)arg;
+  bench_pin_thread(1);
   unsigned sense = 0, spins = 0;
   uint64_t sum = 0;
   bench_barrier_wait(&start, &sense);
