@@ -341,6 +341,17 @@ static bool span_refresh_local(isle__heap_t *h, isle__span_t *s) {
   return false;
 }
 
+/* Makes `h`, the calling thread's heap, the owner of small span `s`.
+ * Relaxed stores: other threads only compare the tag with their own and
+ * the heap pointer with theirs, and neither the old nor the new value is
+ * theirs; the span's other fields reached us with a lock (pool or chain). */
+static void span_own_local(isle__heap_t *h, isle__span_t *s) {
+  s->frees = &h->cls[s->cls].xfrees;
+  atomic_store_explicit(&s->xowner, h, memory_order_relaxed);
+  atomic_store_explicit(&s->xowner_tag, isle__thread_tag(),
+                        memory_order_relaxed);
+}
+
 /* Adopts spans of class `c` abandoned by exited threads until one has
  * room; returns it (in the ring) or NULL. */
 static isle__span_t *span_adopt_local(isle__heap_t *h, unsigned c) {
@@ -356,9 +367,7 @@ static isle__span_t *span_adopt_local(isle__heap_t *h, unsigned c) {
     atomic_fetch_sub_explicit(&isle__abandoned_live_bytes,
                               (uint64_t)s->used * s->block_size,
                               memory_order_relaxed);
-    /* Relaxed: other threads only compare xowner with their own heap, and
-     * neither NULL nor h is theirs; the span's fields came with the lock. */
-    atomic_store_explicit(&s->xowner, h, memory_order_relaxed);
+    span_own_local(h, s);
     isle__counter_add(&h->cls[c].xallocs, s->used);
     isle__counter_add(&h->xspans_adopted, 1);
     isle__counter_add(&h->xrefills, 1);
@@ -382,7 +391,7 @@ static isle__span_t *span_new_local(isle__heap_t *h, unsigned c) {
   s->block_size = isle__class_size[c];
   s->capacity =
       (uint16_t)(((size_t)s->npages * ISLE__PAGE_SIZE) / s->block_size);
-  atomic_store_explicit(&s->xowner, h, memory_order_relaxed);
+  span_own_local(h, s);
   isle__counter_add(&h->xrefills, 1);
   if (!s->dirty)
     isle__counter_add(&h->xos_refills, 1);
@@ -440,7 +449,9 @@ __attribute__((noinline)) static void *alloc_small_slow(isle__heap_t *h,
     /* At the limit: give back what we can and try once more. */
     heap_collect_local(h);
     sweep_abandoned();
-    s = span_new_local(h, c);
+    s = span_adopt_local(h, c);
+    if (!s)
+      s = span_new_local(h, c);
     if (!s) {
       errno = ENOMEM;
       return NULL;
@@ -555,14 +566,24 @@ __attribute__((noinline)) static void free_slow(isle__heap_t *h, isle__span_t *s
     free_large(h, s);
     return;
   }
-  /* A small block of another heap (or of a span being adopted). */
-  if (h == &isle__empty_heap) {
-    h = heap_init_local();
-    if (!h)
-      isle__heap_abort("no memory for a heap record to free", p);
-  }
+  /* A small block of another heap (or of an abandoned span). */
   isle__debug_on_free(p);
   isle__track_free(p, s->block_size);
+  if (h == &isle__empty_heap) {
+    /* This thread has no heap: it never allocated, or it is exiting and
+     * its heap is already retired (a later thread-exit destructor). Do not
+     * make one just to batch: a heap made that late might never be
+     * retired. Push the block alone; it counts in `used` until its owner
+     * takes it in, like any remote free. */
+    isle__block_t *b = p;
+    isle__block_t *old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
+    do {
+      isle__link_set(b, old);
+      /* Release: pairs with the acquire exchange in span_collect. */
+    } while (!atomic_compare_exchange_weak_explicit(
+        &s->xfree, &old, b, memory_order_release, memory_order_relaxed));
+    return;
+  }
   free_remote_local(h, s, (isle__block_t *)p);
 }
 
@@ -613,7 +634,8 @@ static void heap_retire(void *arg) {
       atomic_fetch_add_explicit(&isle__abandoned_live_bytes,
                                 (uint64_t)s->used * s->block_size,
                                 memory_order_relaxed);
-      /* Relaxed: see span_adopt_local. */
+      /* Relaxed: see span_own_local. */
+      atomic_store_explicit(&s->xowner_tag, 0, memory_order_relaxed);
       atomic_store_explicit(&s->xowner, NULL, memory_order_relaxed);
       pthread_mutex_lock(&chain.lock);
       abandon_span_locked(s);
@@ -660,10 +682,21 @@ static void sweep_abandoned(void) {
 
 /* ===== Public functions ================================================ */
 
+static void *alloc_large_new(size_t size, size_t align) {
+  isle__heap_t *h = heap_local();
+  if (!h) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return alloc_large_local(h, size, align);
+}
+
 void *isle_malloc(size_t size) {
+  if (likely(size <= 1024))
+    return alloc_small_local(tl_heap, isle__small_class[(size + 15) >> 4]);
   if (likely(size <= ISLE__SMALL_MAX))
     return alloc_small_local(tl_heap, isle__size_class(size));
-  return alloc_large_local(heap_local(), size, ISLE__PAGE_SIZE);
+  return alloc_large_new(size, ISLE__PAGE_SIZE);
 }
 
 void isle_free(void *p) {
@@ -671,22 +704,22 @@ void isle_free(void *p) {
     return;
   debug_check_free(p);
   isle__span_t *s = isle__span_of(p);
-  isle__heap_t *h = tl_heap;
-  /* Relaxed: only this thread ever stores h into xowner, so equality is
-   * exact; any other value means "not mine". */
-  if (likely(atomic_load_explicit(&s->xowner, memory_order_relaxed) == h &&
-             s->kind == ISLE__SPAN_SMALL)) {
+  /* Relaxed: only this thread ever stores its own tag into a span, so
+   * equality is exact; any other value (0, another thread's) is "not
+   * mine". Only small spans owned by a heap carry a tag. */
+  if (likely(atomic_load_explicit(&s->xowner_tag, memory_order_relaxed) ==
+             isle__thread_tag())) {
     isle__block_t *b = p;
     isle__debug_on_free(b);
     isle__track_free(b, s->block_size);
     isle__link_set(b, s->free);
     s->free = b;
-    isle__counter_add(&h->cls[s->cls].xfrees, 1);
+    isle__counter_add(s->frees, 1);
     if (unlikely(--s->used == 0))
-      span_emptied_local(h, s);
+      span_emptied_local(tl_heap, s);
     return;
   }
-  free_slow(h, s, p);
+  free_slow(tl_heap, s, p);
 }
 
 void *isle_calloc(size_t count, size_t size) {
@@ -741,7 +774,7 @@ void *isle_aligned_alloc(size_t align, size_t size) {
       if (isle__class_size[c] % align == 0)
         return alloc_small_local(tl_heap, c);
   }
-  return alloc_large_local(heap_local(), size ? size : 1, align);
+  return alloc_large_new(size ? size : 1, align);
 }
 
 void isle_heap_collect(void) {

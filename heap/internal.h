@@ -11,8 +11,8 @@
  * - span:  a run of data pages with one job: the blocks of one size class
  *          (small), one large block, or free (in the pool). Its descriptor is
  *          the one of its first page; a per-page array says how far back
- *          the first page is (head_off), so any pointer finds its span
- *          with two loads: arena = p & ~(ARENA_SIZE-1), i = (p - arena) /
+ *          the first page is (head_off), so a pointer into a small span or
+ *          to the first byte of a large block finds its span with two loads: arena = p & ~(ARENA_SIZE-1), i = (p - arena) /
  *          PAGE, then desc[i - head_off[i]].
  * - heap:  the per-thread allocator (isle__heap_t): for each size class a
  *          ring of spans it owns and the span it allocates from now.
@@ -86,23 +86,24 @@ enum isle__span_kind_e {
  * owner and the pool use; the second the remote-free list, so that other
  * threads' pushes do not bounce the owner's line.
  *
- * Invariants (small span, checked by isle__span_is_valid):
- *   used + |free| + |xfree| + (capacity - extended) == capacity, where
- *   |xfree| counts blocks other threads pushed and the owner has not taken
- *   in (blocks still in a remote thread's batch count in `used`).
- *   A span is released to the pool only when used == 0, so a block in
- *   flight keeps its span alive.
+ * Invariant (small span): used + |free| + (capacity - extended) == capacity,
+ *   where `used` counts every block not in `free`: blocks the user holds,
+ *   blocks in another thread's batch, and blocks in `xfree` until the owner
+ *   takes them in. A span is released to the pool only when used == 0, so
+ *   a block in flight keeps its span alive.
  */
 struct isle__span_s {
-  /* -- first line: owner thread (small) or pool lock (free runs) -- */
+  /* -- first line: what the free fast path reads, owner-written -- */
   union {
     isle__block_t *free; /* small, owner: blocks ready to hand out */
     uint64_t free_since; /* free run, pool: ms when it became free */
   };
-  char *start;          /* first byte of the span */
-  isle__span_t *next;   /* class ring, free bin or abandoned list */
-  isle__span_t *prev;
+  /* The owning thread's tag (isle__thread_tag) while a heap owns this
+   * small span, else 0: the free fast path compares it with its own tag
+   * without reading its heap pointer. */
+  _Atomic uintptr_t xowner_tag;
   _Atomic(isle__heap_t *) xowner; /* owning heap, NULL when abandoned */
+  _Atomic uint64_t *frees;        /* small: the owner's free counter */
   uint32_t block_size;  /* small: class size; large: usable bytes */
   uint16_t used;        /* owner: blocks out (see invariant) */
   uint16_t capacity;    /* blocks that fit in the span */
@@ -112,9 +113,12 @@ struct isle__span_s {
   uint8_t cls;          /* small: size class */
   uint8_t dirty;        /* free run: some page may hold memory */
   uint8_t in_ring;      /* small: linked in its heap's class ring */
-  /* -- second line: written by other threads -- */
+  /* -- second line: remote frees, and what only slow paths read -- */
   _Alignas(ISLE__CACHE_LINE) _Atomic(isle__block_t *) xfree;
-  char pad[ISLE__CACHE_LINE - sizeof(void *)];
+  char *start;          /* first byte of the span */
+  isle__span_t *next;   /* class ring, free bin or abandoned list */
+  isle__span_t *prev;
+  char pad[ISLE__CACHE_LINE - 4 * sizeof(void *)];
 };
 
 _Static_assert(sizeof(isle__span_t) == 2 * ISLE__CACHE_LINE,
@@ -256,6 +260,19 @@ extern _Atomic uint64_t isle__abandoned_live_bytes;
 
 /* Aborts with a message (naming the pointer when one is given). */
 _Noreturn void isle__heap_abort(const char *what, const void *ptr);
+
+/* A word that identifies the calling thread while it lives: the thread
+ * pointer (on x86-64 glibc, the TCB's self pointer at %fs:0). One load, no
+ * TLS offset lookup. */
+static inline uintptr_t isle__thread_tag(void) {
+#if defined(__x86_64__)
+  uintptr_t tp;
+  __asm__("mov %%fs:0, %0" : "=r"(tp));
+  return tp;
+#else
+  return (uintptr_t)__builtin_thread_pointer();
+#endif
+}
 
 /* ===== Relaxed counter helpers (owner-written, anyone-read) ============ */
 

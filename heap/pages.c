@@ -7,8 +7,8 @@
  * arena's header holds one 128-byte descriptor per 8 KiB page (1 MiB of
  * address space, touched only where used). Free pages form free runs: the
  * head and tail descriptors of a run say it is free and how long it is, so
- * a released span merges with free neighbours in O(1). Runs wait in bins
- * by length (exact up to 127 pages, then one bin per power of two), and a
+ * a released span merges with free neighbours in O(1). Runs wait in 134
+ * bins by length (exact up to 127 pages, then one bin per power of two), and a
  * bitmap of non-empty bins makes the best-fit search a few word scans.
  *
  * Free runs keep their memory (dirty) for the purge delay, so a span that
@@ -36,10 +36,11 @@
 /* ===== Constants ======================================================= */
 
 #define EXACT_BINS 128
-#define BINS (EXACT_BINS + 8) /* 128..255, ..., 8192..16383 pages */
+#define BINS (EXACT_BINS + 6) /* then 128..255, ..., 4096..8191 pages */
 #define BITMAP_WORDS ((BINS + 63) / 64)
-/* One bit per possible arena in a 47-bit address space. */
-#define KNOWN_WORDS (((size_t)1 << (47 - ISLE__ARENA_SHIFT)) / 64)
+/* One bit per possible arena in a 48-bit address space (512 KiB of zero
+ * pages, touched only where arenas are). */
+#define KNOWN_WORDS (((size_t)1 << (48 - ISLE__ARENA_SHIFT)) / 64)
 
 /* ===== Process state: the pool ========================================= */
 
@@ -57,7 +58,6 @@ static struct {
   _Atomic uint64_t xpurges;
   _Atomic uint64_t xlimit;        /* cap on xin_use, 0 for none */
   _Atomic uint64_t xpurge_delay;  /* ms */
-  _Atomic int xconfigured;
 } pool = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .xpurge_delay = 100,
@@ -77,9 +77,9 @@ uint64_t isle__now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void configure_once(void) {
-  if (atomic_load_explicit(&pool.xconfigured, memory_order_acquire))
-    return;
+static pthread_once_t configured = PTHREAD_ONCE_INIT;
+
+static void configure(void) {
   const char *v = getenv("ISLE_HEAP_LIMIT");
   if (v && *v)
     atomic_store_explicit(&pool.xlimit, strtoull(v, NULL, 10),
@@ -88,10 +88,12 @@ static void configure_once(void) {
   if (v && *v)
     atomic_store_explicit(&pool.xpurge_delay, strtoull(v, NULL, 10),
                           memory_order_relaxed);
-  /* Release: pairs with the acquire above; a racing second reader at worst
-   * reads the environment twice, which is harmless. */
-  atomic_store_explicit(&pool.xconfigured, 1, memory_order_release);
 }
+
+/* Reads the environment once, before any setter or allocation can run:
+ * pthread_once makes a racing isle_heap_set_limit wait for it, so the
+ * environment never overwrites a value set in code. */
+static void configure_once(void) { pthread_once(&configured, configure); }
 
 static void known_set(const void *base, bool on) {
   size_t i = (uintptr_t)base >> ISLE__ARENA_SHIFT;
@@ -184,6 +186,7 @@ static void run_make(isle__span_t *head, size_t npages, bool dirty,
   head->dirty = dirty;
   head->free_since = since;
   atomic_store_explicit(&head->xowner, NULL, memory_order_relaxed);
+  atomic_store_explicit(&head->xowner_tag, 0, memory_order_relaxed);
   head->start = (char *)arena_of(head) + page_index(head) * ISLE__PAGE_SIZE;
   if (npages > 1) {
     isle__span_t *tail = head + npages - 1;
@@ -351,6 +354,8 @@ isle__span_t *isle__pages_alloc(size_t npages, size_t align_pages,
 
   /* The span is ours now: set the rest of it outside the lock. */
   s->dirty = dirty; /* tells the heap whether the OS must supply pages */
+  atomic_store_explicit(&s->xowner_tag, 0, memory_order_relaxed);
+  atomic_store_explicit(&s->xowner, NULL, memory_order_relaxed);
   s->free = NULL;
   s->used = s->capacity = s->extended = 0;
   s->in_ring = 0;
@@ -387,6 +392,7 @@ void isle__pages_free(isle__span_t *s) {
     for (size_t i = 1; i + 1 < npages; i++)
       s[i].kind = ISLE__SPAN_NONE;
   atomic_store_explicit(&s->xowner, NULL, memory_order_relaxed);
+  atomic_store_explicit(&s->xowner_tag, 0, memory_order_relaxed);
   uint64_t now = isle__now_ms();
 
   pthread_mutex_lock(&pool.lock);

@@ -5,8 +5,8 @@
  *
  * Every counter is written by one thread with relaxed stores and read here
  * with relaxed loads: each value is exact for some recent moment, the set
- * is not one snapshot. Per class, frees are read before allocs so that a
- * racing owner can only make live counts look higher, never negative.
+ * is not one snapshot, and a live count (allocs - frees) is approximate
+ * while its owner works, clamped at 0.
  */
 #include <string.h>
 
@@ -19,7 +19,9 @@ static uint64_t load(_Atomic uint64_t *c) {
 /* allocs - frees for counters the owner may be updating: frees is read on
  * both sides of allocs and the pair retried until it held still, so a
  * reader paused between the loads does not count blocks freed meanwhile
- * as live. Acquire keeps the loads in program order. */
+ * as live. The owner's stores are relaxed, so on weakly ordered machines
+ * this narrows the window rather than closing it; on x86 (TSO) the loads
+ * and stores stay in program order and the pair is consistent. */
 static uint64_t live_count(_Atomic uint64_t *allocs, _Atomic uint64_t *frees) {
   uint64_t a, f;
   for (int tries = 0;; tries++) {

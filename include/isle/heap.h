@@ -7,8 +7,10 @@
  * thread and handed back to the owning heap a batch at a time.
  *
  * Threads: every function may be called from any thread. A thread gets a
- * heap of its own on its first allocation and gives it up when it exits;
- * its memory is then adopted by other threads, never stranded.
+ * heap of its own on its first allocation and gives it up when it exits:
+ * its empty spans go back to the page pool and the others wait, still
+ * holding their live blocks, until a thread adopts them or
+ * isle_heap_collect sweeps them.
  *
  * Ownership: isle_malloc and friends return a block the caller owns; the
  * caller gives it back with isle_free, from any thread.
@@ -75,7 +77,7 @@ void isle_heap_set_purge_delay(uint64_t ms);
 
 /* Delivers this thread's pending remote frees to their owners, takes in the
  * blocks other threads freed for this thread's heap, gives this thread's
- * empty spans back to the global chain, and sweeps spans abandoned by
+ * empty spans back to the page pool, and sweeps spans abandoned by
  * exited threads. Threads that free other threads' blocks and then stop
  * allocating should call this (the actor runtime does so when a worker goes
  * idle). Can't fail. */
@@ -140,7 +142,8 @@ typedef struct isle_heap_global_stats_s {
 } isle_heap_global_stats_t;
 
 /* Copies the calling thread's heap counters into *out (creating the heap if
- * the thread has none). Returns 0, or ISLE_EINVAL for a NULL `out`. */
+ * the thread has none). Returns 0, ISLE_EINVAL for a NULL `out`, or
+ * ISLE_ENOMEM when no heap record could be mapped. */
 int isle_heap_stats_self(isle_heap_stats_t *out);
 
 /* Copies the counters of up to `max` thread heaps (live and retired) into
@@ -162,7 +165,8 @@ size_t isle_heap_class_size(unsigned cls);
 int isle_heap_size_class(size_t size);
 
 /* Names the calling thread's heap in statistics and profiles ("worker-0").
- * Longer names are cut to 15 bytes. Returns 0, or ISLE_EINVAL for NULL. */
+ * Longer names are cut to 15 bytes. Returns 0, ISLE_EINVAL for NULL, or
+ * ISLE_ENOMEM when no heap record could be mapped. */
 int isle_heap_set_thread_name(const char *name);
 
 #ifdef __cplusplus

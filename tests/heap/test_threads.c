@@ -338,6 +338,44 @@ static void test_threads_exit_delivers_pending_remote_frees(void **state) {
   assert_heap_quiet();
 }
 
+/* A thread that never allocated has no heap; its frees of other threads'
+ * blocks go straight to their spans, without making a heap for it. */
+static void *heapless_freer_thread(void *arg) {
+  freer_t *f = arg;
+  for (size_t i = 0; i < f->n; i++)
+    isle_free(f->blocks[i]);
+  /* No heap (new or reused) names this thread as its owner. */
+  uint64_t tid = (uint64_t)syscall(SYS_gettid);
+  size_t count = 0;
+  isle_heap_stats_t *all = support_all_stats(&count);
+  if (WORKER_CHECK(all != NULL)) {
+    for (size_t i = 0; i < count; i++)
+      WORKER_CHECK(all[i].thread_id != tid);
+    free(all);
+  }
+  return NULL;
+}
+
+static void test_threads_heapless_thread_frees_reach_the_owner(void **state) {
+  (void)state;
+  enum { N = 500 };
+  isle_heap_collect();
+  isle_heap_stats_t before = support_self_stats();
+  uint64_t heaps_before = support_global_stats().heaps;
+  void **blocks = alloc_assorted(N);
+  freer_t f = {blocks, N, false, 0, 0};
+  run_thread(heapless_freer_thread, &f);
+  support_assert_workers_ok();
+  assert_int_equal(support_global_stats().heaps, heaps_before);
+  isle_heap_collect();
+  isle_heap_stats_t after = support_self_stats();
+  assert_int_equal(after.remote_frees_received - before.remote_frees_received,
+                   N);
+  assert_int_equal(after.live_objects, before.live_objects);
+  free(blocks);
+  assert_heap_quiet();
+}
+
 /* Large blocks freed by another thread come back too. */
 static void test_threads_remote_frees_of_large_blocks_come_back(void **state) {
   (void)state;
@@ -505,7 +543,7 @@ typedef struct watched_s {
   size_t iters;
   void **foreign; /* blocks of the main thread the owner frees */
   size_t nforeign;
-  size_t reads; /* rounds the reader made */
+  atomic_size_t reads; /* rounds the reader made */
 } watched_t;
 
 static void *busy_owner_thread(void *arg) {
@@ -515,7 +553,9 @@ static void *busy_owner_thread(void *arg) {
   uint64_t rng = 12345;
   WORKER_CHECK(isle_heap_set_thread_name("busy-owner") == 0);
   pthread_barrier_wait(&w->start);
-  for (size_t i = 0; i < w->iters; i++) {
+  /* Keep working until the reader has overlapped a few rounds, however
+   * the two threads are scheduled. */
+  for (size_t i = 0; i < w->iters || atomic_load(&w->reads) < 3; i++) {
     for (size_t k = 0; k < BATCH; k++) {
       uint64_t r = support_rand(&rng);
       size_t size = r % 97 == 0 ? 40000 + r % 200000 : 1 + r % 4096;
@@ -606,7 +646,7 @@ static void *stats_reader_thread(void *arg) {
       }
     }
     free(all);
-    w->reads++;
+    atomic_fetch_add(&w->reads, 1);
   }
   return NULL;
 }
@@ -636,7 +676,7 @@ test_threads_stats_are_readable_while_the_owner_allocates(void **state) {
   assert_int_equal(pthread_join(reader, NULL), 0);
   pthread_barrier_destroy(&w.start);
   support_assert_workers_ok();
-  assert_true(w.reads > 0);
+  assert_true(atomic_load(&w.reads) >= 3);
   free(w.foreign);
   assert_heap_quiet();
 }
@@ -801,6 +841,8 @@ int main(void) {
           test_threads_remote_frees_sent_equal_remote_frees_received,
           setup_baseline),
       cmocka_unit_test_setup(test_threads_exit_delivers_pending_remote_frees,
+                             setup_baseline),
+      cmocka_unit_test_setup(test_threads_heapless_thread_frees_reach_the_owner,
                              setup_baseline),
       cmocka_unit_test_setup(
           test_threads_remote_frees_of_large_blocks_come_back, setup_baseline),
