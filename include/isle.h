@@ -12,5 +12,6 @@
 
 #include "isle/error.h"
 #include "isle/heap.h"
+#include "isle/mailbox.h"
 
 #endif /* ISLE_H */
