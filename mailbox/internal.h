@@ -15,16 +15,21 @@
 
 #define ISLE__MB_CACHE_LINE 64
 
-/* The message header. `xnext` is the mailbox link: written by the producer
+/* The link a mailbox threads through its messages (and its stub). */
+typedef struct isle__mb_node_s {
+  _Atomic(struct isle__mb_node_s *) xnext;
+} isle__mb_node_t;
+
+/* The message header. `link` is the mailbox's: written by the producer
  * that queues the message (NULL) and by the next producer (the successor),
  * read by the consumer. Everything else belongs to whoever owns the
  * message. */
 struct isle_msg_s {
-  _Atomic(struct isle_msg_s *) xnext;
-  uint64_t sender;  /* the sending actor's handle, 0 for none (actor layer) */
+  isle__mb_node_t link; /* first: a node pointer is a message pointer */
+  uint64_t sender;      /* the sending actor's handle, 0 for none */
   uint32_t type;
-  uint32_t size;    /* payload bytes */
-  uint32_t flags;   /* ISLE__MSG_* */
+  uint32_t size;        /* payload bytes */
+  uint32_t flags;
   uint32_t reserved;
 };
 
@@ -33,32 +38,78 @@ _Static_assert(sizeof(struct isle_msg_s) == ISLE_MSG_HEADER_SIZE,
 _Static_assert(ISLE_MSG_HEADER_SIZE % 16 == 0,
                "payloads keep the heap's 16-byte alignment");
 
-/* Bit 63 of the count: the mailbox is closed. */
-#define ISLE__MB_CLOSED (UINT64_C(1) << 63)
-
 /*
- * Producers' fields and the consumer's on separate cache lines.
+ * The queue core, 40 bytes, embedded in each actor's slot (compactness
+ * matters more there than keeping producers' and consumer's fields on
+ * separate lines).
  *
- * xcount: messages pushed and not yet popped, plus ISLE__MB_CLOSED. A push
- *   adds 1 before it links its message (and takes it back if it must
- *   fail), a pop subtracts what it took after taking it. So the count is
- *   never below the number of messages linked or about to be, and a push
- *   that finds 0 is the one that made the mailbox non-empty.
- * xhead: the last message pushed (or the stub); producers swap themselves
- *   in with one exchange, then link the previous head to themselves.
- * tail:  the consumer's next message (or the stub). Consumer only.
+ * xhead:  the last node pushed, or the stub; bit 0 (ISLE__MB_IDLE) set
+ *         means "drained and not scheduled": the producer whose exchange
+ *         returns it is the one that makes the mailbox non-empty.
+ * xcount: messages accepted and not yet taken (bits 0..39), the epoch
+ *         (bits 40..62) and ISLE__MB_CLOSED (bit 63). A push adds 1, then
+ *         checks closed, epoch and capacity and takes its 1 back if it
+ *         must refuse. Refused pushes can inflate the count for a moment;
+ *         nothing waits for it to be exact except close, which waits for
+ *         those increments to be taken back.
+ * tail:   the consumer's next node (or the stub). Consumer only.
  */
-struct isle_mailbox_s {
-  _Alignas(ISLE__MB_CACHE_LINE) _Atomic(struct isle_msg_s *) xhead;
+typedef struct isle__mbox_s {
+  _Atomic(uintptr_t) xhead;
   _Atomic uint64_t xcount;
-  uint64_t capacity; /* 0: none; read-only after creation */
-  _Alignas(ISLE__MB_CACHE_LINE) struct isle_msg_s *tail;
-  struct isle_msg_s stub; /* stands in when the mailbox is drained */
+  isle__mb_node_t *tail;
+  isle__mb_node_t stub;
+  _Atomic uint64_t xcapacity; /* 0: none; set at (re)open */
+} isle__mbox_t;
+
+#define ISLE__MB_IDLE ((uintptr_t)1)
+#define ISLE__MB_CLOSED (UINT64_C(1) << 63)
+#define ISLE__MB_EPOCH_SHIFT 40
+#define ISLE__MB_EPOCH_MASK ((UINT64_C(1) << 23) - 1)
+#define ISLE__MB_COUNT_MASK ((UINT64_C(1) << ISLE__MB_EPOCH_SHIFT) - 1)
+
+/* The public mailbox: a core at the start of its own cache line. */
+struct isle_mailbox_s {
+  _Alignas(64) isle__mbox_t core;
 };
 
-/* Sets up caller storage as an empty open mailbox (0 or ISLE_EINVAL). */
-int isle__mailbox_init(struct isle_mailbox_s *mb, size_t capacity);
-/* Closes (if open) and leaves the storage to the caller. Consumer. */
-void isle__mailbox_deinit(struct isle_mailbox_s *mb);
+/* ----- mailbox.c: the core, for the layers above ------------------------ */
+
+/* An empty, open, idle mailbox of epoch 0. */
+void isle__mbox_init(isle__mbox_t *mb, uint64_t capacity);
+
+/* Appends `msg` if the mailbox is open and its epoch is `epoch` (masked
+ * with ISLE__MB_EPOCH_MASK). 0: queued; *was_idle tells whether this push
+ * ended the idle state (exactly one push per idle period sees true: that
+ * caller schedules the consumer). ISLE_EDEAD: closed or another epoch;
+ * ISLE_EFULL: at capacity; `msg` stays the caller's either way. Any thread. */
+int isle__mbox_push(isle__mbox_t *mb, isle_msg_t *msg, uint64_t epoch,
+                    bool *was_idle);
+
+/* The oldest linked message, detached, or NULL (empty, or a producer is
+ * between its exchange and its link). Does not touch the count: call
+ * isle__mbox_taken after a batch. Consumer. */
+isle_msg_t *isle__mbox_take(isle__mbox_t *mb);
+
+/* Subtracts `n` taken messages from the count. Consumer. */
+void isle__mbox_taken(isle__mbox_t *mb, uint64_t n);
+
+/* If nothing is queued, marks the mailbox idle and returns true: the next
+ * push will report was_idle. Returns false when messages are queued or a
+ * producer is mid-push (the consumer must run again). Consumer. */
+bool isle__mbox_try_idle(isle__mbox_t *mb);
+
+/* Closes: later pushes fail with ISLE_EDEAD. Frees every message accepted
+ * before, waiting for producers between their steps; returns how many.
+ * The caller must have called isle__mbox_taken for what it took. Consumer. */
+uint64_t isle__mbox_close(isle__mbox_t *mb);
+
+/* Reopens a closed, drained mailbox as empty and idle with a new epoch and
+ * capacity. Release: a producer whose push is accepted sees everything
+ * the caller wrote before. Consumer (the slot's owner). */
+void isle__mbox_reopen(isle__mbox_t *mb, uint64_t epoch, uint64_t capacity);
+
+bool isle__mbox_is_closed(const isle__mbox_t *mb);
+uint64_t isle__mbox_count(const isle__mbox_t *mb);
 
 #endif /* ISLE_MAILBOX_INTERNAL_H */

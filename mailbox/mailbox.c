@@ -1,44 +1,50 @@
 /* isle — MIT licensed. */
 /*
  * The mailbox: an intrusive multi-producer single-consumer queue (Dmitry
- * Vyukov's node-based design with an embedded stub), plus one atomic count
- * that tells a runtime when to schedule the consumer and carries capacity
- * and closing.
+ * Vyukov's node-based design with an embedded stub), whose head word also
+ * says when the consumer is idle (as in Pony's message queue), plus one
+ * atomic count for capacity, closing and epochs.
  *
  * Push (any thread):
- *   1. c = fetch_add(count, 1). Closed -> undo, ISLE_EDEAD; c >= capacity
- *      -> undo, ISLE_EFULL. c == 0 -> this push makes the mailbox
- *      non-empty (was_empty).
+ *   1. c = fetch_add(count, 1). Closed or another epoch -> take the 1 back,
+ *      ISLE_EDEAD; at capacity -> take it back, ISLE_EFULL. The message is
+ *      untouched and still the caller's.
  *   2. msg->next = NULL; prev = exchange(head, msg); prev->next = msg.
- * Pop (consumer): follow `tail` along the next links; when the last linked
- * message is also the head, push the stub behind it so it can be detached.
- * Then fetch_sub(count, taken); reaching 0 is "now empty".
+ *      If prev carried the IDLE bit, this push ended the idle period: the
+ *      caller schedules the consumer (was_idle / was_empty).
+ * Take (consumer): follow `tail` along the links; when the last linked
+ * message is also the head, push the stub behind it so the message can be
+ * detached. After a batch, subtract what was taken from the count.
+ * Idle (consumer): when the stub is the tail and nothing is linked behind
+ * it, CAS the head from stub to stub|IDLE. The CAS fails if any producer
+ * has swapped the head since: then there is a message, or one coming, and
+ * the consumer must run again.
+ *
+ * Exactly one was_idle per idle period: the IDLE bit is set by one CAS and
+ * cleared by the first exchange after it; every exchange reads the value
+ * the previous one wrote, so only that first producer sees the bit.
  *
  * The window. Between a producer's exchange and its store to prev->next,
- * the message is the head but not reachable from tail: the consumer sees
- * next == NULL while tail != head. It then returns "nothing now" (NULL)
- * instead of spinning: it never waits on a producer. Nothing is lost: the
- * producer counted its message in step 1, so the count stays above zero,
- * the consumer is not told "empty", and it (or the runtime, which keeps
- * the receiver scheduled while the count is above zero) pops again later
- * and finds the link. Nothing is reordered: the list order is the order of
- * the exchanges on head, a total order that contains each producer's
- * program order, and a message is only ever reached through its
- * predecessor's link. Only close must have every counted message, so only
- * close waits in the window (pause, then yield), for at most the
- * producers that were between steps 1 and 2 when it closed.
+ * its message is the head but cannot be reached from the tail: the
+ * consumer sees next == NULL while tail != head. Take then returns "nothing
+ * now" (NULL) instead of spinning, and the idle CAS fails (the head is not
+ * the stub), so the consumer stays scheduled and takes the message on a
+ * later turn, when the link is there. Nothing is lost. Nothing is
+ * reordered: the list order is the order of the exchanges on the head, a
+ * total order containing each producer's program order, and a message is
+ * reached only through its predecessor's link. Only close must wait in
+ * the window (pause, then yield), for producers it already accepted.
  *
- * Exactly one "was empty" per transition: the count's read-modify-writes
- * are totally ordered; the push that moves it from 0 to 1 is the only one
- * that reads 0 until a pop brings it back to 0, and that pop is the only
- * one told "now empty".
+ * Closing: fetch_or(count, CLOSED); pushes after it refuse. Every accepted
+ * message holds 1 in the count until it is taken, and refused pushes take
+ * theirs back, so close takes and frees messages until the count is zero.
  *
- * Closing: fetch_or(count, CLOSED) returns n, the messages counted before
- * the close; every later push sees CLOSED and fails with the message still
- * its own. The consumer then pops exactly n messages and frees them.
+ * Epochs let a runtime reuse one mailbox for successive actors in a slot
+ * (isle__mbox_reopen): a push names the epoch it means, and a push for an
+ * older epoch is refused at step 1, before it touches the queue.
  *
- * Atomics are C11 (the same xchg / lock add instructions as ck_pr_*), so
- * ThreadSanitizer sees every ordering; the tsan build tests this file.
+ * Atomics are C11 (the same xchg / lock xadd / cmpxchg as ck_pr_*), so
+ * that ThreadSanitizer sees every ordering; the tsan build tests this.
  */
 #include <sched.h> /* sched_yield, while close waits for a producer */
 #include <stdlib.h>
@@ -46,8 +52,10 @@
 #include "isle/heap.h"
 #include "internal.h"
 
+#define IDLE ISLE__MB_IDLE
 #define CLOSED ISLE__MB_CLOSED
-#define COUNT(c) ((c) & ~CLOSED)
+#define COUNT(c) ((c) & ISLE__MB_COUNT_MASK)
+#define EPOCH(c) (((c) >> ISLE__MB_EPOCH_SHIFT) & ISLE__MB_EPOCH_MASK)
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -55,29 +63,75 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-/* ===== Helpers (consumer) ============================================== */
+/* ===== Helpers ========================================================== */
 
-/* Links `msg` at the head. Used for the stub; producers inline it. */
-static void link_at_head(isle_mailbox_t *mb, isle_msg_t *msg) {
+/* Swaps `node` in as the head and links the previous head to it; returns
+ * the previous head word (with its IDLE bit). */
+static uintptr_t link_at_head(isle__mbox_t *mb, isle__mb_node_t *node) {
   /* Relaxed: published by the exchange below. */
-  atomic_store_explicit(&msg->xnext, NULL, memory_order_relaxed);
-  /* acq_rel: release publishes msg->xnext = NULL (and the payload) to the
-   * next producer, whose exchange reads msg and then writes msg->xnext;
-   * acquire pairs with the previous producer's release so our store to
-   * prev->xnext comes after its NULL store. */
-  isle_msg_t *prev =
-      atomic_exchange_explicit(&mb->xhead, msg, memory_order_acq_rel);
-  /* Release: pairs with the consumer's acquire load of prev->xnext, which
-   * then sees msg's header and payload. */
-  atomic_store_explicit(&prev->xnext, msg, memory_order_release);
+  atomic_store_explicit(&node->xnext, NULL, memory_order_relaxed);
+  /* acq_rel: release publishes node->xnext = NULL (and the payload) to the
+   * next producer, whose exchange reads node and then writes node->xnext;
+   * acquire pairs with the previous producer's release, so our store to
+   * prev->xnext follows its NULL store, and with the consumer's release
+   * CAS in isle__mbox_try_idle when we read the IDLE bit. */
+  uintptr_t prev = atomic_exchange_explicit(&mb->xhead, (uintptr_t)node,
+                                            memory_order_acq_rel);
+  isle__mb_node_t *p = (isle__mb_node_t *)(prev & ~IDLE);
+  /* Release: pairs with the consumer's acquire load of p->xnext, which
+   * then sees node's header and payload. */
+  atomic_store_explicit(&p->xnext, node, memory_order_release);
+  return prev;
 }
 
-/* The oldest message if one is linked, detached; NULL otherwise. Leaves
- * the count alone. */
-static isle_msg_t *take_one(isle_mailbox_t *mb) {
-  isle_msg_t *tail = mb->tail;
+static void spin_or_yield(unsigned *spins) {
+  if (++*spins < 64) {
+    cpu_relax(); /* a producer is between its two steps */
+  } else {
+    *spins = 0;
+    sched_yield(); /* ... and was preempted there */
+  }
+}
+
+/* ===== The core ========================================================= */
+
+void isle__mbox_init(isle__mbox_t *mb, uint64_t capacity) {
+  atomic_store_explicit(&mb->stub.xnext, NULL, memory_order_relaxed);
+  mb->tail = &mb->stub;
+  /* Relaxed: the mailbox reaches other threads through whatever hands
+   * them its address, which orders these stores. */
+  atomic_store_explicit(&mb->xhead, (uintptr_t)&mb->stub | IDLE,
+                        memory_order_relaxed);
+  atomic_store_explicit(&mb->xcount, 0, memory_order_relaxed);
+  atomic_store_explicit(&mb->xcapacity, capacity, memory_order_relaxed);
+}
+
+int isle__mbox_push(isle__mbox_t *mb, isle_msg_t *msg, uint64_t epoch,
+                    bool *was_idle) {
+  /* Acquire: pairs with the release CAS of isle__mbox_reopen, so an
+   * accepted push sees the reopened queue. */
+  uint64_t before =
+      atomic_fetch_add_explicit(&mb->xcount, 1, memory_order_acquire);
+  bool dead =
+      (before & CLOSED) || EPOCH(before) != (epoch & ISLE__MB_EPOCH_MASK);
+  /* Relaxed: the capacity came with the acquire above. */
+  uint64_t cap = atomic_load_explicit(&mb->xcapacity, memory_order_relaxed);
+  if (dead || (cap && COUNT(before) >= cap)) {
+    /* Relaxed: taking back our own increment; only close waits for it. */
+    atomic_fetch_sub_explicit(&mb->xcount, 1, memory_order_relaxed);
+    return dead ? ISLE_EDEAD : ISLE_EFULL;
+  }
+  uintptr_t prev = link_at_head(mb, &msg->link);
+  if (was_idle)
+    *was_idle = prev & IDLE;
+  return 0;
+}
+
+isle_msg_t *isle__mbox_take(isle__mbox_t *mb) {
+  isle__mb_node_t *tail = mb->tail;
   /* Acquire: pairs with the release store of the link in link_at_head. */
-  isle_msg_t *next = atomic_load_explicit(&tail->xnext, memory_order_acquire);
+  isle__mb_node_t *next =
+      atomic_load_explicit(&tail->xnext, memory_order_acquire);
   if (tail == &mb->stub) {
     if (!next)
       return NULL;
@@ -87,57 +141,96 @@ static isle_msg_t *take_one(isle_mailbox_t *mb) {
   }
   if (next) {
     mb->tail = next;
-    return tail;
+    return (isle_msg_t *)tail;
   }
   /* `tail` is the last linked message. If a producer has already swapped
-   * the head past it, its link is coming: try later (the window). */
-  /* Acquire: orders this load after the one of tail->xnext above. */
-  if (tail != atomic_load_explicit(&mb->xhead, memory_order_acquire))
+   * the head past it, its link is coming: try later (the window). The
+   * head cannot carry IDLE here: we are consuming. */
+  if ((uintptr_t)tail !=
+      atomic_load_explicit(&mb->xhead, memory_order_acquire))
     return NULL;
   /* `tail` is the head: put the stub behind it, then take it. */
   link_at_head(mb, &mb->stub);
   next = atomic_load_explicit(&tail->xnext, memory_order_acquire);
   if (next) {
     mb->tail = next;
-    return tail;
+    return (isle_msg_t *)tail;
   }
   /* A producer slipped in between: `tail` is linked to it soon. */
   return NULL;
 }
 
-/* Subtracts `n` taken messages; returns whether that emptied the mailbox. */
-static bool count_taken(isle_mailbox_t *mb, uint64_t n) {
-  /* acq_rel: release makes the consumer's work before this point visible
-   * to the producer whose fetch_add then reads 0 and schedules the
-   * consumer again; acquire is for symmetry with that producer. */
-  uint64_t before =
-      atomic_fetch_sub_explicit(&mb->xcount, n, memory_order_acq_rel);
-  return COUNT(before) == n;
+void isle__mbox_taken(isle__mbox_t *mb, uint64_t n) {
+  if (n)
+    /* Relaxed: the count only bounds capacity and tells close when the
+     * accepted messages are all taken; scheduling rides on the head. */
+    atomic_fetch_sub_explicit(&mb->xcount, n, memory_order_relaxed);
 }
 
-/* ===== Internal functions ============================================== */
+bool isle__mbox_try_idle(isle__mbox_t *mb) {
+  if (mb->tail != &mb->stub)
+    return false; /* a message waits at the tail */
+  if (atomic_load_explicit(&mb->stub.xnext, memory_order_acquire))
+    return false; /* one is linked behind the stub */
+  uintptr_t stub = (uintptr_t)&mb->stub;
+  /* acq_rel: release pairs with the acquire exchange of the producer that
+   * reads IDLE and schedules the consumer again: whoever runs it next sees
+   * everything the consumer did. Fails when a producer swapped the head
+   * (it is mid-push: the consumer must run again). */
+  return atomic_compare_exchange_strong_explicit(
+      &mb->xhead, &stub, stub | IDLE, memory_order_acq_rel,
+      memory_order_relaxed);
+}
 
-int isle__mailbox_init(isle_mailbox_t *mb, size_t capacity) {
-  if (!mb || capacity > ISLE_MAILBOX_MAX_CAPACITY)
-    return ISLE_EINVAL;
+uint64_t isle__mbox_close(isle__mbox_t *mb) {
+  /* acq_rel: pushes ordered after this RMW see CLOSED and refuse. */
+  atomic_fetch_or_explicit(&mb->xcount, CLOSED, memory_order_acq_rel);
+  uint64_t drained = 0;
+  unsigned spins = 0;
+  for (;;) {
+    isle_msg_t *m = isle__mbox_take(mb);
+    if (m) {
+      isle_free(m);
+      drained++;
+      isle__mbox_taken(mb, 1);
+      spins = 0;
+      continue;
+    }
+    /* Each accepted message holds 1 in the count until taken; refused
+     * pushes take theirs back. Zero: nothing accepted is left. */
+    if (COUNT(atomic_load_explicit(&mb->xcount, memory_order_acquire)) == 0)
+      return drained;
+    spin_or_yield(&spins);
+  }
+}
+
+void isle__mbox_reopen(isle__mbox_t *mb, uint64_t epoch, uint64_t capacity) {
   atomic_store_explicit(&mb->stub.xnext, NULL, memory_order_relaxed);
-  mb->stub.sender = 0;
-  mb->stub.type = 0;
-  mb->stub.size = 0;
-  mb->stub.flags = 0;
-  mb->stub.reserved = 0;
-  /* Relaxed: the mailbox is published to other threads by whatever hands
-   * them its address. */
-  atomic_store_explicit(&mb->xhead, &mb->stub, memory_order_relaxed);
-  atomic_store_explicit(&mb->xcount, 0, memory_order_relaxed);
-  mb->capacity = capacity;
   mb->tail = &mb->stub;
-  return 0;
+  atomic_store_explicit(&mb->xhead, (uintptr_t)&mb->stub | IDLE,
+                        memory_order_relaxed);
+  atomic_store_explicit(&mb->xcapacity, capacity, memory_order_relaxed);
+  /* Keep the increments refused pushes have yet to take back; clear
+   * CLOSED; set the epoch. Release: pairs with the acquire fetch_add of
+   * the pushes this reopening lets in (the stores above come first). */
+  uint64_t v = atomic_load_explicit(&mb->xcount, memory_order_relaxed);
+  uint64_t nv;
+  do {
+    nv = ((epoch & ISLE__MB_EPOCH_MASK) << ISLE__MB_EPOCH_SHIFT) | COUNT(v);
+  } while (!atomic_compare_exchange_weak_explicit(
+      &mb->xcount, &v, nv, memory_order_release, memory_order_relaxed));
 }
 
-void isle__mailbox_deinit(isle_mailbox_t *mb) {
-  if (!isle_mailbox_is_closed(mb))
-    isle_mailbox_close_local(mb, NULL);
+bool isle__mbox_is_closed(const isle__mbox_t *mb) {
+  /* Acquire: a caller that sees "closed" sees what the closer did before. */
+  return atomic_load_explicit(&((isle__mbox_t *)mb)->xcount,
+                              memory_order_acquire) & CLOSED;
+}
+
+uint64_t isle__mbox_count(const isle__mbox_t *mb) {
+  /* Relaxed: a recent value is all the caller is promised. */
+  return COUNT(atomic_load_explicit(&((isle__mbox_t *)mb)->xcount,
+                                    memory_order_relaxed));
 }
 
 /* ===== Public functions ================================================ */
@@ -145,10 +238,10 @@ void isle__mailbox_deinit(isle_mailbox_t *mb) {
 int isle_mailbox_new(size_t capacity, isle_mailbox_t **out) {
   if (!out || capacity > ISLE_MAILBOX_MAX_CAPACITY)
     return ISLE_EINVAL;
-  isle_mailbox_t *mb = isle_aligned_alloc(ISLE__MB_CACHE_LINE, sizeof *mb);
+  isle_mailbox_t *mb = isle_aligned_alloc(64, sizeof *mb);
   if (!mb)
     return ISLE_ENOMEM;
-  isle__mailbox_init(mb, capacity);
+  isle__mbox_init(&mb->core, capacity);
   *out = mb;
   return 0;
 }
@@ -156,7 +249,8 @@ int isle_mailbox_new(size_t capacity, isle_mailbox_t **out) {
 void isle_mailbox_free(isle_mailbox_t *mb) {
   if (!mb)
     return;
-  isle__mailbox_deinit(mb);
+  if (!isle__mbox_is_closed(&mb->core))
+    isle__mbox_close(&mb->core);
   isle_free(mb);
 }
 
@@ -164,27 +258,16 @@ int isle_mailbox_push_mpsc(isle_mailbox_t *mb, isle_msg_t *msg,
                            bool *was_empty) {
   if (!mb || !msg)
     return ISLE_EINVAL;
-  /* acq_rel: acquire pairs with the consumer's release in count_taken
-   * (a push that reads 0 may schedule the consumer, which must see the
-   * consumer's last state); release orders nothing we need but is free. */
-  uint64_t before =
-      atomic_fetch_add_explicit(&mb->xcount, 1, memory_order_acq_rel);
-  if ((before & CLOSED) || (mb->capacity && before >= mb->capacity)) {
-    /* Relaxed: undoing our own increment; no one waits on it. */
-    atomic_fetch_sub_explicit(&mb->xcount, 1, memory_order_relaxed);
-    return (before & CLOSED) ? ISLE_EDEAD : ISLE_EFULL;
-  }
-  link_at_head(mb, msg);
-  if (was_empty)
-    *was_empty = before == 0;
-  return 0;
+  return isle__mbox_push(&mb->core, msg, 0, was_empty);
 }
 
 isle_msg_t *isle_mailbox_pop_local(isle_mailbox_t *mb, bool *now_empty) {
-  isle_msg_t *m = take_one(mb);
-  bool empty = m ? count_taken(mb, 1) : false;
+  isle_msg_t *m = isle__mbox_take(&mb->core);
+  if (m)
+    isle__mbox_taken(&mb->core, 1);
+  bool idle = isle__mbox_try_idle(&mb->core);
   if (now_empty)
-    *now_empty = empty;
+    *now_empty = idle;
   return m;
 }
 
@@ -192,56 +275,31 @@ size_t isle_mailbox_pop_batch_local(isle_mailbox_t *mb, isle_msg_t **out,
                                     size_t max, bool *now_empty) {
   size_t n = 0;
   while (n < max) {
-    isle_msg_t *m = take_one(mb);
+    isle_msg_t *m = isle__mbox_take(&mb->core);
     if (!m)
       break;
     out[n++] = m;
   }
-  bool empty = n ? count_taken(mb, n) : false;
+  isle__mbox_taken(&mb->core, n);
+  bool idle = n < max && isle__mbox_try_idle(&mb->core);
   if (now_empty)
-    *now_empty = empty;
+    *now_empty = idle;
   return n;
 }
 
 int isle_mailbox_close_local(isle_mailbox_t *mb, size_t *drained) {
-  /* acq_rel: the closed bit is a decision other threads act on; acquire
-   * keeps the drain below after it. */
-  uint64_t before =
-      atomic_fetch_or_explicit(&mb->xcount, CLOSED, memory_order_acq_rel);
-  if (before & CLOSED)
+  if (isle__mbox_is_closed(&mb->core))
     return ISLE_ESTATE;
-  uint64_t n = COUNT(before);
-  unsigned spins = 0;
-  for (uint64_t done = 0; done < n;) {
-    isle_msg_t *m = take_one(mb);
-    if (m) {
-      isle_msg_free(m);
-      done++;
-      spins = 0;
-    } else if (++spins < 64) {
-      cpu_relax(); /* a producer is between its two steps */
-    } else {
-      spins = 0;
-      sched_yield(); /* ... and was preempted there */
-    }
-  }
-  /* Relaxed: after the close only failed pushes touch the count (and take
-   * their increments back); the drained messages leave it. */
-  atomic_fetch_sub_explicit(&mb->xcount, n, memory_order_relaxed);
+  uint64_t n = isle__mbox_close(&mb->core);
   if (drained)
     *drained = (size_t)n;
   return 0;
 }
 
 size_t isle_mailbox_count(const isle_mailbox_t *mb) {
-  /* Relaxed: a recent value is all the caller is promised. */
-  uint64_t c = atomic_load_explicit(&((isle_mailbox_t *)mb)->xcount,
-                                    memory_order_relaxed);
-  return (size_t)COUNT(c);
+  return (size_t)isle__mbox_count(&mb->core);
 }
 
 bool isle_mailbox_is_closed(const isle_mailbox_t *mb) {
-  /* Acquire: a caller that sees "closed" sees what the closer did before. */
-  return atomic_load_explicit(&((isle_mailbox_t *)mb)->xcount,
-                              memory_order_acquire) & CLOSED;
+  return isle__mbox_is_closed(&mb->core);
 }

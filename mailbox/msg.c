@@ -18,7 +18,7 @@ isle_msg_t *isle_msg_new(uint32_t type, size_t size) {
   if (!m)
     return NULL;
   /* Relaxed: the message is private until a push publishes it. */
-  atomic_store_explicit(&m->xnext, NULL, memory_order_relaxed);
+  atomic_store_explicit(&m->link.xnext, NULL, memory_order_relaxed);
   m->sender = 0;
   m->type = type;
   m->size = (uint32_t)size;
