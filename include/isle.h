@@ -13,5 +13,6 @@
 #include "isle/error.h"
 #include "isle/heap.h"
 #include "isle/mailbox.h"
+#include "isle/actor.h"
 
 #endif /* ISLE_H */

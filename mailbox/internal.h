@@ -104,9 +104,11 @@ bool isle__mbox_try_idle(isle__mbox_t *mb);
  * The caller must have called isle__mbox_taken for what it took. Consumer. */
 uint64_t isle__mbox_close(isle__mbox_t *mb);
 
-/* Reopens a closed, drained mailbox as empty and idle with a new epoch and
- * capacity. Release: a producer whose push is accepted sees everything
- * the caller wrote before. Consumer (the slot's owner). */
+/* Reopens a closed, drained mailbox, empty, with a new epoch and capacity,
+ * and NOT idle: pushes queue without scheduling anyone until the caller,
+ * done with its setup, calls isle__mbox_try_idle (and schedules the
+ * consumer itself if that fails). Release: a producer whose push is
+ * accepted sees everything the caller wrote before. Consumer. */
 void isle__mbox_reopen(isle__mbox_t *mb, uint64_t epoch, uint64_t capacity);
 
 bool isle__mbox_is_closed(const isle__mbox_t *mb);

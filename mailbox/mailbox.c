@@ -207,7 +207,9 @@ uint64_t isle__mbox_close(isle__mbox_t *mb) {
 void isle__mbox_reopen(isle__mbox_t *mb, uint64_t epoch, uint64_t capacity) {
   atomic_store_explicit(&mb->stub.xnext, NULL, memory_order_relaxed);
   mb->tail = &mb->stub;
-  atomic_store_explicit(&mb->xhead, (uintptr_t)&mb->stub | IDLE,
+  /* Not idle: pushes queue without scheduling until the caller, done with
+   * its setup, calls isle__mbox_try_idle. */
+  atomic_store_explicit(&mb->xhead, (uintptr_t)&mb->stub,
                         memory_order_relaxed);
   atomic_store_explicit(&mb->xcapacity, capacity, memory_order_relaxed);
   /* Keep the increments refused pushes have yet to take back; clear

@@ -1,0 +1,288 @@
+/* isle — MIT licensed. */
+/*
+ * Actors: the slot table behind handles, spawn, send, a turn, and the
+ * callbacks' context.
+ *
+ * A handle is (generation << 32) | (slot index + 1). The slot keeps the
+ * mailbox core for all its occupants and reopens it for each new one with
+ * the new generation as its epoch, so a send names the generation it means
+ * and the mailbox refuses it (ISLE_EDEAD) if that actor is gone, before
+ * the message touches the queue. Slots are never freed while the runtime
+ * lives, so a stale handle never reaches freed memory; the actor block
+ * (type and state) is freed when the actor ends.
+ *
+ * An actor is scheduled exactly when a push finds its mailbox idle (see
+ * mailbox.c); it then belongs to one run queue or one worker until its
+ * turn ends with the mailbox marked idle again. It can only end during its
+ * own turn, so the sender that scheduled it always finds it alive.
+ *
+ * Threads: spawn and send from any thread; a turn on its worker.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+#include "isle/heap.h"
+
+/* ===== Helpers ========================================================= */
+
+static inline isle_ref_t make_ref(uint32_t index, uint32_t gen) {
+  return ((uint64_t)gen << 32) | ((uint64_t)index + 1);
+}
+
+static void counter_inc(_Atomic uint64_t *c, uint64_t n) {
+  /* Relaxed: statistics only. */
+  atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static void owner_inc(_Atomic uint64_t *c, uint64_t n) {
+  /* Owner-written counter: relaxed load and store, no RMW. */
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                        memory_order_relaxed);
+}
+
+/* ----- Slots ----------------------------------------------------------- */
+
+static isle__slot_t *slot_alloc(isle_runtime_t *rt, uint32_t *index) {
+  uint64_t top = atomic_load_explicit(&rt->xfree_top, memory_order_acquire);
+  while ((uint32_t)top != 0) {
+    uint32_t i = (uint32_t)top - 1;
+    uint32_t next = atomic_load_explicit(&rt->slots[i].xnext_free,
+                                         memory_order_relaxed);
+    uint64_t nt = ((top >> 32) + 1) << 32 | next;
+    /* acq_rel: acquire pairs with the release of slot_free (the slot's
+     * last use is over); the tag makes a stale `next` fail the CAS. */
+    if (atomic_compare_exchange_weak_explicit(&rt->xfree_top, &top, nt,
+                                              memory_order_acq_rel,
+                                              memory_order_acquire)) {
+      *index = i;
+      return &rt->slots[i];
+    }
+  }
+  uint32_t i =
+      atomic_fetch_add_explicit(&rt->xslots_used, 1, memory_order_relaxed);
+  if (i >= rt->cfg.max_actors) {
+    atomic_fetch_sub_explicit(&rt->xslots_used, 1, memory_order_relaxed);
+    return NULL;
+  }
+  /* A never-used slot: its mailbox starts closed, so sends with a made-up
+   * handle that lands here are refused until the first occupant. */
+  isle__slot_t *s = &rt->slots[i];
+  isle__mbox_init(&s->mbox, 0);
+  atomic_fetch_or_explicit(&s->mbox.xcount, ISLE__MB_CLOSED,
+                           memory_order_relaxed);
+  *index = i;
+  return s;
+}
+
+static void slot_free(isle_runtime_t *rt, isle__slot_t *s) {
+  uint32_t i = (uint32_t)(s - rt->slots);
+  uint64_t top = atomic_load_explicit(&rt->xfree_top, memory_order_relaxed);
+  for (;;) {
+    atomic_store_explicit(&s->xnext_free, (uint32_t)top, memory_order_relaxed);
+    uint64_t nt = ((top >> 32) + 1) << 32 | (i + 1);
+    /* Release: pairs with the acquire CAS in slot_alloc. */
+    if (atomic_compare_exchange_weak_explicit(&rt->xfree_top, &top, nt,
+                                              memory_order_release,
+                                              memory_order_relaxed))
+      return;
+  }
+}
+
+/* ----- Sending --------------------------------------------------------- */
+
+static void schedule(isle_runtime_t *rt, isle__worker_t *w, isle__actor_t *a) {
+  if (w)
+    isle__sched_local(w, a);
+  else
+    isle__sched_global(rt, a);
+}
+
+static int send_from(isle_runtime_t *rt, isle__worker_t *w, isle_ref_t from,
+                     isle_ref_t to, isle_msg_t *msg) {
+  if (!rt || !msg)
+    return ISLE_EINVAL;
+  uint32_t index = (uint32_t)to - 1;
+  if ((uint32_t)to == 0 ||
+      index >= atomic_load_explicit(&rt->xslots_used, memory_order_relaxed))
+    return ISLE_EINVAL;
+  isle__slot_t *s = &rt->slots[index];
+  msg->sender = from;
+  bool was_idle = false;
+  int rc = isle__mbox_push(&s->mbox, msg, to >> 32, &was_idle);
+  if (rc == ISLE_EDEAD)
+    counter_inc(&rt->xdead_letters, 1);
+  if (rc)
+    return rc;
+  if (was_idle) {
+    /* Relaxed: the occupant was stored before the mailbox was reopened
+     * (release), and our push's acquire read that. It is alive: an idle
+     * actor cannot end. */
+    schedule(rt, w, atomic_load_explicit(&s->xactor, memory_order_relaxed));
+  }
+  return 0;
+}
+
+/* ----- Spawning -------------------------------------------------------- */
+
+static int spawn_from(isle_runtime_t *rt, isle__worker_t *w,
+                      const isle_actor_type_t *type, const void *arg,
+                      isle_ref_t *out) {
+  if (!rt || !type || !type->receive)
+    return ISLE_EINVAL;
+  uint32_t index;
+  isle__slot_t *s = slot_alloc(rt, &index);
+  if (!s)
+    return ISLE_ENOMEM;
+  isle__actor_t *a = isle_malloc(sizeof *a + type->state_size);
+  if (!a) {
+    slot_free(rt, s);
+    return ISLE_ENOMEM;
+  }
+  memset(a->state, 0, type->state_size);
+  uint32_t gen =
+      atomic_load_explicit(&s->xgen, memory_order_relaxed) + 1;
+  if (gen == 0)
+    gen = 1;
+  atomic_store_explicit(&s->xgen, gen, memory_order_relaxed);
+  a->type = type;
+  a->slot = s;
+  a->self = make_ref(index, gen);
+  a->global_next = NULL;
+  atomic_store_explicit(&s->xactor, a, memory_order_relaxed);
+  /* Open for sends, but not idle: a send during init queues without
+   * scheduling the actor, which is not runnable until init is done. */
+  isle__mbox_reopen(&s->mbox, gen, type->mailbox_capacity);
+  if (type->init) {
+    isle_ctx_t ctx = {.rt = rt, .worker = w, .actor = a};
+    int rc = type->init(&ctx, a->state, arg);
+    if (rc != 0) {
+      counter_inc(&rt->xdead_letters, isle__mbox_close(&s->mbox));
+      atomic_store_explicit(&s->xactor, NULL, memory_order_relaxed);
+      isle_free(a);
+      slot_free(rt, s);
+      return rc < 0 ? rc : ISLE_EINVAL;
+    }
+  }
+  counter_inc(&rt->xspawned, 1);
+  counter_inc(&rt->xlive, 1);
+  if (out)
+    *out = a->self;
+  /* Messages sent during init: run them; else the actor idles. */
+  if (!isle__mbox_try_idle(&s->mbox))
+    schedule(rt, w, a);
+  return 0;
+}
+
+/* ----- Ending ---------------------------------------------------------- */
+
+static void actor_end(isle_runtime_t *rt, isle__worker_t *w, isle__actor_t *a,
+                      int reason) {
+  isle__slot_t *s = a->slot;
+  counter_inc(&rt->xdead_letters, isle__mbox_close(&s->mbox));
+  if (a->type->finalize) {
+    isle_ctx_t ctx = {.rt = rt, .worker = w, .actor = a};
+    a->type->finalize(&ctx, a->state);
+  }
+  atomic_store_explicit(&s->xactor, NULL, memory_order_relaxed);
+  isle_free(a);
+  slot_free(rt, s);
+  counter_inc(reason < 0 ? &rt->xfailed : &rt->xstopped, 1);
+  atomic_fetch_sub_explicit(&rt->xlive, 1, memory_order_relaxed);
+}
+
+/* ===== Internal functions ============================================== */
+
+void isle__actor_turn(isle__worker_t *w, isle__actor_t *a) {
+  isle_runtime_t *rt = w->rt;
+  isle_ctx_t *ctx = &w->ctx;
+  isle__mbox_t *mb = &a->slot->mbox;
+  unsigned batch = rt->cfg.batch;
+  ctx->actor = a;
+  ctx->stop = false;
+  owner_inc(&w->xturn_seq, 1);
+  /* Relaxed: the stall monitor only wants a recent value. */
+  atomic_store_explicit(&w->xturn_type, a->type->name ? a->type->name : "?",
+                        memory_order_relaxed);
+  unsigned n = 0;
+  int reason = ISLE_CONTINUE;
+  while (n < batch) {
+    isle_msg_t *m = isle__mbox_take(mb);
+    if (!m)
+      break;
+    n++;
+    ctx->current = m;
+    ctx->consumed = false;
+    reason = a->type->receive(ctx, a->state, m);
+    if (!ctx->consumed)
+      isle_free(m);
+    if (reason != ISLE_CONTINUE || ctx->stop)
+      break;
+  }
+  ctx->current = NULL;
+  isle__mbox_taken(mb, n);
+  owner_inc(&w->xmessages, n);
+  owner_inc(&w->xturns, 1);
+  atomic_store_explicit(&w->xturn_type, NULL, memory_order_relaxed);
+  if (reason != ISLE_CONTINUE || ctx->stop)
+    actor_end(rt, w, a, reason > 0 ? 0 : reason);
+  else if (n == batch || !isle__mbox_try_idle(mb))
+    isle__sched_requeue(w, a);
+  ctx->actor = NULL;
+}
+
+void isle__actors_end_all(isle_runtime_t *rt) {
+  uint32_t used = atomic_load_explicit(&rt->xslots_used, memory_order_acquire);
+  for (uint32_t i = 0; i < used; i++) {
+    isle__actor_t *a =
+        atomic_load_explicit(&rt->slots[i].xactor, memory_order_acquire);
+    if (a)
+      actor_end(rt, NULL, a, 0);
+  }
+}
+
+/* ===== Public functions ================================================ */
+
+int isle_runtime_spawn(isle_runtime_t *rt, const isle_actor_type_t *type,
+                       const void *arg, isle_ref_t *out) {
+  return spawn_from(rt, NULL, type, arg, out);
+}
+
+int isle_runtime_send(isle_runtime_t *rt, isle_ref_t to, isle_msg_t *msg) {
+  return send_from(rt, NULL, ISLE_REF_NONE, to, msg);
+}
+
+int isle_ctx_spawn(isle_ctx_t *ctx, const isle_actor_type_t *type,
+                   const void *arg, isle_ref_t *out) {
+  return spawn_from(ctx->rt, ctx->worker, type, arg, out);
+}
+
+int isle_ctx_send(isle_ctx_t *ctx, isle_ref_t to, isle_msg_t *msg) {
+  isle_ref_t self = ctx->actor ? ctx->actor->self : ISLE_REF_NONE;
+  int rc = send_from(ctx->rt, ctx->worker, self, to, msg);
+  if (rc == 0 && msg == ctx->current)
+    ctx->consumed = true; /* forwarded: no longer ours to free */
+  return rc;
+}
+
+int isle_ctx_reply(isle_ctx_t *ctx, isle_msg_t *msg) {
+  if (!ctx->current || ctx->current->sender == ISLE_REF_NONE)
+    return ISLE_EINVAL;
+  return isle_ctx_send(ctx, ctx->current->sender, msg);
+}
+
+void isle_ctx_keep(isle_ctx_t *ctx) { ctx->consumed = true; }
+
+void isle_ctx_stop(isle_ctx_t *ctx) { ctx->stop = true; }
+
+isle_ref_t isle_ctx_self(const isle_ctx_t *ctx) {
+  return ctx->actor ? ctx->actor->self : ISLE_REF_NONE;
+}
+
+isle_runtime_t *isle_ctx_runtime(const isle_ctx_t *ctx) { return ctx->rt; }
+
+int isle_ctx_worker(const isle_ctx_t *ctx) {
+  return ctx->worker ? (int)ctx->worker->index : -1;
+}
+
+isle_ref_t isle_msg_sender(const isle_msg_t *msg) { return msg->sender; }

@@ -1,0 +1,146 @@
+/* isle — MIT licensed. */
+/*
+ * Private declarations of the actor layer. Never installed.
+ *
+ * Who touches what
+ * - A slot (the table entry behind a handle) lives as long as the runtime:
+ *   senders touch only its mailbox core and read its actor pointer, so a
+ *   send to a dead or replaced actor never touches freed memory.
+ * - An actor block (type, state) is touched only by the worker running its
+ *   turn, or by the spawning thread during init.
+ * - A worker's run queue: the owner pushes and pops, thieves steal with a
+ *   CAS on its head (sched.c). runnext is the owner's only.
+ */
+#ifndef ISLE_ACTOR_INTERNAL_H
+#define ISLE_ACTOR_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "isle/actor.h"
+#include "isle/error.h"
+#include "mailbox/internal.h"
+
+#define ISLE__CACHE 64
+#define ISLE__RUNQ 256 /* actors per worker ring (power of two) */
+#define ISLE__DEFAULT_BATCH 64
+#define ISLE__DEFAULT_MAX_ACTORS (UINT32_C(1) << 22)
+#define ISLE__MAX_WORKERS 1024
+
+typedef struct isle__actor_s isle__actor_t;
+typedef struct isle__worker_s isle__worker_t;
+
+/* One handle's table entry, one cache line. */
+typedef struct isle__slot_s {
+  isle__mbox_t mbox;                /* the mailbox core, reused by occupants */
+  _Atomic(isle__actor_t *) xactor;  /* current occupant, NULL when free */
+  _Atomic uint32_t xgen;            /* generation of the last occupant */
+  _Atomic uint32_t xnext_free;      /* free stack link: index + 1 */
+  uint64_t reserved;
+} isle__slot_t;
+
+_Static_assert(sizeof(isle__slot_t) == ISLE__CACHE, "a slot is one line");
+
+struct isle__actor_s {
+  const isle_actor_type_t *type;
+  isle__slot_t *slot;
+  isle_ref_t self;
+  isle__actor_t *global_next; /* global queue link, under its lock */
+  _Alignas(16) char state[];
+};
+
+struct isle_ctx_s {
+  isle_runtime_t *rt;
+  isle__worker_t *worker;  /* NULL outside the workers */
+  isle__actor_t *actor;
+  isle_msg_t *current;     /* the message being received, or NULL */
+  bool consumed;           /* current was sent on or kept */
+  bool stop;               /* isle_ctx_stop was called */
+};
+
+struct isle__worker_s {
+  /* Run queue: a ring the owner fills at the tail and empties at the head;
+   * thieves take up to half from the head with one CAS (Go's runq). */
+  _Alignas(ISLE__CACHE) _Atomic uint32_t xhead;
+  _Atomic uint32_t xtail;
+  _Atomic(isle__actor_t *) ring[ISLE__RUNQ];
+  isle__actor_t *runnext; /* owner: runs next, never stolen (locality) */
+  /* Parking: 1 while the worker sleeps (or is about to). */
+  _Alignas(ISLE__CACHE) _Atomic uint32_t xsleep;
+  /* Owner-written counters (relaxed stores), read by statistics and the
+   * stall monitor. */
+  _Atomic uint64_t xturns;
+  _Atomic uint64_t xmessages;
+  _Atomic uint64_t xsteals;
+  _Atomic uint64_t xparks;
+  _Atomic uint64_t xturn_seq;       /* +1 at each turn start */
+  _Atomic(const char *) xturn_type; /* type name during a turn, else NULL */
+  isle_ctx_t ctx;
+  isle_runtime_t *rt;
+  pthread_t thread;
+  unsigned index;
+  unsigned tick;
+  uint64_t rng;
+};
+
+struct isle_runtime_s {
+  isle_runtime_config_t cfg;
+  unsigned nworkers;
+  isle__worker_t *workers;
+  /* Slots: a table mapped once (pages commit as used), a bump index for
+   * never-used slots and a free stack (index + 1, tagged against ABA). */
+  isle__slot_t *slots;
+  _Atomic uint32_t xslots_used;
+  _Atomic uint64_t xfree_top; /* tag << 32 | (index + 1) */
+  /* The global queue: outside threads' wake-ups and run queue overflow. */
+  _Alignas(ISLE__CACHE) pthread_mutex_t global_lock;
+  isle__actor_t *global_head;
+  isle__actor_t *global_tail;
+  _Atomic uint64_t xglobal_len;
+  /* Run state. */
+  _Alignas(ISLE__CACHE) _Atomic uint32_t xnparked;
+  _Atomic uint32_t xholds;
+  _Atomic uint32_t xdone;    /* futex word: 1 when the run is over */
+  _Atomic uint32_t xstop;
+  _Atomic uint32_t xrunning;
+  pthread_t monitor;
+  bool monitor_started;
+  /* Counters written by many threads (relaxed fetch_add). */
+  _Alignas(ISLE__CACHE) _Atomic uint64_t xspawned;
+  _Atomic uint64_t xstopped;
+  _Atomic uint64_t xfailed;
+  _Atomic uint64_t xdead_letters;
+  _Atomic uint64_t xlive;
+  _Atomic uint64_t xstalls;
+};
+
+/* ----- sched.c --------------------------------------------------------- */
+
+/* `a` became runnable through a send from worker `w` (the sender's): it
+ * runs next there; the actor it displaces goes to the run queue. */
+void isle__sched_local(isle__worker_t *w, isle__actor_t *a);
+/* `a` still has messages after its turn on `w`: back of w's queue. */
+void isle__sched_requeue(isle__worker_t *w, isle__actor_t *a);
+/* `a` became runnable from outside the workers: the global queue. */
+void isle__sched_global(isle_runtime_t *rt, isle__actor_t *a);
+/* The next actor for `w` to run, or NULL. Owner. */
+isle__actor_t *isle__sched_next(isle__worker_t *w);
+/* Whether any queue holds an actor (for parking decisions). */
+bool isle__sched_any_work(isle_runtime_t *rt);
+/* Wakes one sleeping worker if there is one. Any thread. */
+void isle__wake_one(isle_runtime_t *rt);
+void isle__wake_all(isle_runtime_t *rt);
+void isle__futex_wait(_Atomic uint32_t *word, uint32_t expect,
+                      uint32_t timeout_ms);
+void isle__futex_wake(_Atomic uint32_t *word, int n);
+
+/* ----- actor.c --------------------------------------------------------- */
+
+/* Runs one turn of `a` on `w`. */
+void isle__actor_turn(isle__worker_t *w, isle__actor_t *a);
+/* Ends every live actor (runtime teardown, calling thread). */
+void isle__actors_end_all(isle_runtime_t *rt);
+
+#endif /* ISLE_ACTOR_INTERNAL_H */

@@ -1,0 +1,332 @@
+/* isle — MIT licensed. */
+/*
+ * The runtime: configuration, workers, parking, quiescence, stopping, the
+ * stall monitor, statistics.
+ *
+ * A worker loops: take the next actor (sched.c), run its turn (actor.c).
+ * With nothing to do it spins briefly (pause), hands its heap's pending
+ * remote frees back (isle_heap_collect), then sleeps on a futex until a
+ * thread queues work it could take. An idle runtime therefore burns no CPU.
+ *
+ * Quiescence: the worker that finds every worker asleep (itself included),
+ * no hold taken and every queue empty ends the run. That is enough: an
+ * actor with a message is in a queue or running (mailbox.c), a sleeping
+ * worker runs nothing and holds nothing in runnext, and new work can only
+ * come from a thread that is not a worker, which must hold the runtime.
+ *
+ * Threads: isle_runtime_* from any thread; workers and the monitor are the
+ * runtime's own. isle_runtime_stop only stores to atomics and calls futex
+ * wake, both async-signal-safe.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h> /* CPU_SET for pinning */
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h> /* the slot table */
+#include <unistd.h>
+
+#include "internal.h"
+#include "isle/heap.h"
+
+#define SPINS 2000 /* looks for work before sleeping (~tens of µs) */
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+/* ===== Workers ========================================================= */
+
+/* Sleeps until woken; returns false when the run is over. */
+static bool worker_park(isle__worker_t *w) {
+  isle_runtime_t *rt = w->rt;
+  for (unsigned i = 0; i < SPINS; i++) {
+    if (atomic_load_explicit(&rt->xdone, memory_order_acquire))
+      return false;
+    if (isle__sched_any_work(rt))
+      return true;
+    cpu_relax();
+  }
+  /* Before sleeping, hand back the blocks this worker freed for others. */
+  isle_heap_collect();
+  atomic_store_explicit(&w->xsleep, 1, memory_order_seq_cst);
+  uint32_t parked =
+      atomic_fetch_add_explicit(&rt->xnparked, 1, memory_order_seq_cst) + 1;
+  /* Look once more, after announcing (see the waking argument, sched.c). */
+  bool work = isle__sched_any_work(rt);
+  if (!work && parked == rt->nworkers &&
+      atomic_load_explicit(&rt->xholds, memory_order_seq_cst) == 0) {
+    /* Quiescent: end the run. */
+    atomic_store_explicit(&rt->xdone, 1, memory_order_seq_cst);
+    isle__futex_wake(&rt->xdone, INT32_MAX);
+    isle__wake_all(rt);
+  } else if (!work && !atomic_load_explicit(&rt->xdone, memory_order_seq_cst)) {
+    atomic_store_explicit(
+        &w->xparks,
+        atomic_load_explicit(&w->xparks, memory_order_relaxed) + 1,
+        memory_order_relaxed);
+    while (atomic_load_explicit(&w->xsleep, memory_order_seq_cst) &&
+           !atomic_load_explicit(&rt->xdone, memory_order_seq_cst))
+      isle__futex_wait(&w->xsleep, 1, 0);
+  }
+  atomic_store_explicit(&w->xsleep, 0, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&rt->xnparked, 1, memory_order_seq_cst);
+  return !atomic_load_explicit(&rt->xdone, memory_order_acquire);
+}
+
+static void *worker_main(void *arg) {
+  isle__worker_t *w = arg;
+  isle_runtime_t *rt = w->rt;
+  char name[16];
+  snprintf(name, sizeof name, "worker-%u", w->index);
+  isle_heap_set_thread_name(name);
+  pthread_setname_np(pthread_self(), name);
+  if (rt->cfg.pin_workers) {
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(w->index % (unsigned)(ncpu > 0 ? ncpu : 1), &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+  }
+  while (!atomic_load_explicit(&rt->xdone, memory_order_acquire)) {
+    if (atomic_load_explicit(&rt->xstop, memory_order_acquire))
+      break;
+    isle__actor_t *a = isle__sched_next(w);
+    if (a)
+      isle__actor_turn(w, a);
+    else if (!worker_park(w))
+      break;
+  }
+  /* An actor left in runnext when stopping stays scheduled: hand it to the
+   * global queue so a later run finds it. */
+  if (w->runnext) {
+    isle__sched_global(rt, w->runnext);
+    w->runnext = NULL;
+  }
+  isle_heap_collect();
+  return NULL;
+}
+
+/* ===== The stall monitor =============================================== */
+
+static void report_stall(isle_runtime_t *rt, const char *type, unsigned worker,
+                         uint64_t ms) {
+  atomic_fetch_add_explicit(&rt->xstalls, 1, memory_order_relaxed);
+  if (rt->cfg.on_stall)
+    rt->cfg.on_stall(type, worker, ms, rt->cfg.stall_arg);
+  else
+    fprintf(stderr,
+            "isle: worker %u: a receive of actor type '%s' has run for %llu ms\n",
+            worker, type, (unsigned long long)ms);
+}
+
+/* Samples each worker's turn counter every quarter of the stall time; a
+ * worker in a turn whose counter has not moved for the whole stall time is
+ * stalled. Costs the workers nothing beyond two stores per turn. */
+static void *monitor_main(void *arg) {
+  isle_runtime_t *rt = arg;
+  uint32_t step = rt->cfg.stall_ms / 4 ? rt->cfg.stall_ms / 4 : 1;
+  uint64_t seen[ISLE__MAX_WORKERS];
+  uint32_t still[ISLE__MAX_WORKERS];
+  uint64_t reported[ISLE__MAX_WORKERS];
+  for (unsigned i = 0; i < rt->nworkers; i++) {
+    seen[i] = 0;
+    still[i] = 0;
+    reported[i] = UINT64_MAX;
+  }
+  while (!atomic_load_explicit(&rt->xdone, memory_order_acquire)) {
+    isle__futex_wait(&rt->xdone, 0, step);
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+      isle__worker_t *w = &rt->workers[i];
+      uint64_t seq = atomic_load_explicit(&w->xturn_seq, memory_order_relaxed);
+      const char *type =
+          atomic_load_explicit(&w->xturn_type, memory_order_relaxed);
+      if (!type || seq != seen[i]) {
+        seen[i] = seq;
+        still[i] = 0;
+        continue;
+      }
+      uint64_t ms = (uint64_t)++still[i] * step;
+      if (ms >= rt->cfg.stall_ms && reported[i] != seq) {
+        reported[i] = seq;
+        report_stall(rt, type, i, ms);
+      }
+    }
+  }
+  return NULL;
+}
+
+/* ===== Public functions ================================================ */
+
+void isle_runtime_config_init(isle_runtime_config_t *cfg) {
+  if (cfg)
+    memset(cfg, 0, sizeof *cfg);
+}
+
+int isle_runtime_new(const isle_runtime_config_t *cfg, isle_runtime_t **out) {
+  if (!out)
+    return ISLE_EINVAL;
+  isle_runtime_config_t c;
+  isle_runtime_config_init(&c);
+  if (cfg)
+    c = *cfg;
+  if (c.workers > ISLE__MAX_WORKERS || c.max_actors > (UINT32_C(1) << 30))
+    return ISLE_EINVAL;
+  if (c.workers == 0) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    c.workers = n > 0 ? (unsigned)(n < ISLE__MAX_WORKERS ? n : ISLE__MAX_WORKERS)
+                      : 1;
+  }
+  if (c.batch == 0)
+    c.batch = ISLE__DEFAULT_BATCH;
+  if (c.stall_ms == 0)
+    c.stall_ms = 1000;
+  if (c.max_actors == 0)
+    c.max_actors = ISLE__DEFAULT_MAX_ACTORS;
+  if (c.heap_limit)
+    isle_heap_set_limit(c.heap_limit);
+
+  isle_runtime_t *rt = isle_aligned_alloc(ISLE__CACHE, sizeof *rt);
+  if (!rt)
+    return ISLE_ENOMEM;
+  memset(rt, 0, sizeof *rt);
+  rt->cfg = c;
+  rt->nworkers = c.workers;
+  rt->workers =
+      isle_aligned_alloc(ISLE__CACHE, sizeof *rt->workers * c.workers);
+  size_t table = sizeof(isle__slot_t) * (size_t)c.max_actors;
+  void *slots = mmap(NULL, table, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (!rt->workers || slots == MAP_FAILED) {
+    if (slots != MAP_FAILED)
+      munmap(slots, table);
+    isle_free(rt->workers);
+    isle_free(rt);
+    return ISLE_ENOMEM;
+  }
+  rt->slots = slots;
+  memset(rt->workers, 0, sizeof *rt->workers * c.workers);
+  for (unsigned i = 0; i < c.workers; i++) {
+    isle__worker_t *w = &rt->workers[i];
+    w->rt = rt;
+    w->index = i;
+    w->rng = 0x9e3779b97f4a7c15u * (i + 1);
+    w->ctx.rt = rt;
+    w->ctx.worker = w;
+  }
+  pthread_mutex_init(&rt->global_lock, NULL);
+  *out = rt;
+  return 0;
+}
+
+int isle_runtime_run(isle_runtime_t *rt) {
+  if (!rt)
+    return ISLE_EINVAL;
+  uint32_t idle = 0;
+  if (!atomic_compare_exchange_strong(&rt->xrunning, &idle, 1))
+    return ISLE_ESTATE;
+  /* A stop asked for before the run ends it at once (and is used up). */
+  if (atomic_exchange(&rt->xstop, 0)) {
+    atomic_store(&rt->xrunning, 0);
+    return 0;
+  }
+  atomic_store(&rt->xdone, 0);
+  atomic_store(&rt->xnparked, 0);
+  unsigned started = 0;
+  int rc = 0;
+  for (; started < rt->nworkers; started++) {
+    isle__worker_t *w = &rt->workers[started];
+    atomic_store(&w->xsleep, 0);
+    if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+      rc = ISLE_ENOMEM;
+      break;
+    }
+  }
+  rt->monitor_started =
+      rc == 0 && rt->cfg.stall_ms != UINT32_MAX &&
+      pthread_create(&rt->monitor, NULL, monitor_main, rt) == 0;
+  if (rc)
+    atomic_store(&rt->xdone, 1);
+  while (!atomic_load(&rt->xdone)) {
+    if (atomic_load(&rt->xstop)) {
+      atomic_store(&rt->xdone, 1);
+      break;
+    }
+    isle__futex_wait(&rt->xdone, 0, 0);
+  }
+  isle__wake_all(rt);
+  for (unsigned i = 0; i < started; i++)
+    pthread_join(rt->workers[i].thread, NULL);
+  if (rt->monitor_started) {
+    isle__futex_wake(&rt->xdone, INT32_MAX);
+    pthread_join(rt->monitor, NULL);
+    rt->monitor_started = false;
+  }
+  atomic_store(&rt->xstop, 0);
+  atomic_store(&rt->xrunning, 0);
+  return rc;
+}
+
+void isle_runtime_stop(isle_runtime_t *rt) {
+  if (!rt)
+    return;
+  atomic_store(&rt->xstop, 1);
+  if (atomic_load(&rt->xrunning)) {
+    atomic_store(&rt->xdone, 1);
+    isle__futex_wake(&rt->xdone, INT32_MAX);
+    isle__wake_all(rt);
+  }
+}
+
+void isle_runtime_hold(isle_runtime_t *rt) {
+  atomic_fetch_add_explicit(&rt->xholds, 1, memory_order_seq_cst);
+}
+
+void isle_runtime_release(isle_runtime_t *rt) {
+  if (atomic_fetch_sub_explicit(&rt->xholds, 1, memory_order_seq_cst) == 1) {
+    /* The last hold: let a sleeping worker look for quiescence again. */
+    isle__worker_t *w = NULL;
+    for (unsigned i = 0; i < rt->nworkers && !w; i++)
+      if (atomic_load(&rt->workers[i].xsleep))
+        w = &rt->workers[i];
+    if (w) {
+      atomic_store(&w->xsleep, 0);
+      isle__futex_wake(&w->xsleep, 1);
+    }
+  }
+}
+
+void isle_runtime_free(isle_runtime_t *rt) {
+  if (!rt || atomic_load(&rt->xrunning))
+    return;
+  isle__actors_end_all(rt);
+  munmap(rt->slots, sizeof(isle__slot_t) * (size_t)rt->cfg.max_actors);
+  pthread_mutex_destroy(&rt->global_lock);
+  isle_free(rt->workers);
+  isle_free(rt);
+}
+
+int isle_runtime_stats(isle_runtime_t *rt, isle_runtime_stats_t *out) {
+  if (!rt || !out)
+    return ISLE_EINVAL;
+  memset(out, 0, sizeof *out);
+  out->workers = rt->nworkers;
+  out->actors_live = atomic_load_explicit(&rt->xlive, memory_order_relaxed);
+  out->spawned = atomic_load_explicit(&rt->xspawned, memory_order_relaxed);
+  out->stopped = atomic_load_explicit(&rt->xstopped, memory_order_relaxed);
+  out->failed = atomic_load_explicit(&rt->xfailed, memory_order_relaxed);
+  out->dead_letters =
+      atomic_load_explicit(&rt->xdead_letters, memory_order_relaxed);
+  out->stalls = atomic_load_explicit(&rt->xstalls, memory_order_relaxed);
+  for (unsigned i = 0; i < rt->nworkers; i++) {
+    isle__worker_t *w = &rt->workers[i];
+    out->messages += atomic_load_explicit(&w->xmessages, memory_order_relaxed);
+    out->turns += atomic_load_explicit(&w->xturns, memory_order_relaxed);
+    out->steals += atomic_load_explicit(&w->xsteals, memory_order_relaxed);
+    out->parks += atomic_load_explicit(&w->xparks, memory_order_relaxed);
+  }
+  return 0;
+}

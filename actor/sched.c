@@ -1,0 +1,261 @@
+/* isle — MIT licensed. */
+/*
+ * Run queues, stealing and waking.
+ *
+ * Each worker has a ring of 256 runnable actors (Go's runq): the owner
+ * appends at the tail (a plain store and a release store of the tail) and
+ * takes from the head with a CAS, since thieves take from the head too: a
+ * thief copies up to half of the ring and claims it with one CAS on the
+ * head. The ring is FIFO, so an actor requeued after its batch waits
+ * behind the others: no actor starves the rest. A full ring moves half of
+ * itself to the global queue.
+ *
+ * Locality: an actor woken by a send goes to the sender's worker, into
+ * `runnext`, the slot the worker runs right after the current turn, so a
+ * request and its reply stay on one core and in its cache. runnext is never
+ * stolen; the actor it displaces goes to the ring, where others can take it.
+ * Only work placed where others can take it wakes a sleeping worker.
+ *
+ * The global queue (a mutex and an intrusive list) takes actors woken from
+ * outside threads and ring overflow; workers look at it when their own
+ * queue is empty and every 61st turn, so it is never starved.
+ *
+ * Waking (lost-wakeup argument): a worker about to sleep sets its xsleep
+ * word and increments xnparked, then looks for work once more; a thread
+ * that queued work issues a full fence and then reads xnparked. With both
+ * sides sequentially consistent, either the sleeper's last look sees the
+ * work, or the waker sees xnparked > 0, finds the sleeper's xsleep = 1,
+ * clears it and calls futex wake (the sleeper's futex_wait returns at once
+ * if its word is already 0).
+ */
+#define _GNU_SOURCE
+#include <limits.h>
+#include <linux/futex.h> /* FUTEX_WAIT, FUTEX_WAKE: async-signal-safe */
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define MASK (ISLE__RUNQ - 1)
+
+/* ===== Futex =========================================================== */
+
+void isle__futex_wait(_Atomic uint32_t *word, uint32_t expect,
+                      uint32_t timeout_ms) {
+  struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000};
+  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expect,
+          timeout_ms ? &ts : NULL, NULL, 0);
+}
+
+void isle__futex_wake(_Atomic uint32_t *word, int n) {
+  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+/* ===== Waking ========================================================== */
+
+void isle__wake_one(isle_runtime_t *rt) {
+  /* Pairs with the sequentially consistent increment of xnparked in the
+   * worker's park (see the argument above). */
+  atomic_thread_fence(memory_order_seq_cst);
+  if (atomic_load_explicit(&rt->xnparked, memory_order_relaxed) == 0)
+    return;
+  for (unsigned i = 0; i < rt->nworkers; i++) {
+    isle__worker_t *w = &rt->workers[i];
+    uint32_t one = 1;
+    if (atomic_compare_exchange_strong_explicit(&w->xsleep, &one, 0,
+                                                memory_order_seq_cst,
+                                                memory_order_relaxed)) {
+      isle__futex_wake(&w->xsleep, 1);
+      return;
+    }
+  }
+}
+
+void isle__wake_all(isle_runtime_t *rt) {
+  for (unsigned i = 0; i < rt->nworkers; i++) {
+    isle__worker_t *w = &rt->workers[i];
+    atomic_store_explicit(&w->xsleep, 0, memory_order_seq_cst);
+    isle__futex_wake(&w->xsleep, 1);
+  }
+}
+
+/* ===== The global queue ================================================ */
+
+static void global_push_list(isle_runtime_t *rt, isle__actor_t *first,
+                             isle__actor_t *last, uint64_t n) {
+  last->global_next = NULL;
+  pthread_mutex_lock(&rt->global_lock);
+  if (rt->global_tail)
+    rt->global_tail->global_next = first;
+  else
+    rt->global_head = first;
+  rt->global_tail = last;
+  /* Relaxed: a hint for lock-free emptiness checks; the list itself is
+   * read under the lock. */
+  atomic_fetch_add_explicit(&rt->xglobal_len, n, memory_order_relaxed);
+  pthread_mutex_unlock(&rt->global_lock);
+}
+
+static isle__actor_t *global_pop(isle_runtime_t *rt) {
+  if (atomic_load_explicit(&rt->xglobal_len, memory_order_relaxed) == 0)
+    return NULL;
+  pthread_mutex_lock(&rt->global_lock);
+  isle__actor_t *a = rt->global_head;
+  if (a) {
+    rt->global_head = a->global_next;
+    if (!rt->global_head)
+      rt->global_tail = NULL;
+    atomic_fetch_sub_explicit(&rt->xglobal_len, 1, memory_order_relaxed);
+  }
+  pthread_mutex_unlock(&rt->global_lock);
+  return a;
+}
+
+void isle__sched_global(isle_runtime_t *rt, isle__actor_t *a) {
+  global_push_list(rt, a, a, 1);
+  isle__wake_one(rt);
+}
+
+/* ===== The ring ======================================================== */
+
+/* Appends `a` to w's ring (owner); overflow goes to the global queue. */
+static void ring_put(isle__worker_t *w, isle__actor_t *a) {
+  for (;;) {
+    /* Acquire: pairs with the release CAS of thieves and of ring_get, so
+     * the slots they freed may be reused. */
+    uint32_t h = atomic_load_explicit(&w->xhead, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&w->xtail, memory_order_relaxed);
+    if (t - h < ISLE__RUNQ) {
+      /* Relaxed: published by the release store of the tail. */
+      atomic_store_explicit(&w->ring[t & MASK], a, memory_order_relaxed);
+      atomic_store_explicit(&w->xtail, t + 1, memory_order_release);
+      return;
+    }
+    /* Full: move the older half, and `a`, to the global queue. */
+    uint32_t n = (t - h) / 2;
+    isle__actor_t *batch[ISLE__RUNQ / 2];
+    for (uint32_t i = 0; i < n; i++)
+      batch[i] = atomic_load_explicit(&w->ring[(h + i) & MASK],
+                                      memory_order_relaxed);
+    if (!atomic_compare_exchange_strong_explicit(&w->xhead, &h, h + n,
+                                                 memory_order_acq_rel,
+                                                 memory_order_relaxed))
+      continue; /* a thief took some: there is room now */
+    for (uint32_t i = 0; i + 1 < n; i++)
+      batch[i]->global_next = batch[i + 1];
+    batch[n - 1]->global_next = a;
+    global_push_list(w->rt, batch[0], a, n + 1);
+    return;
+  }
+}
+
+static isle__actor_t *ring_get(isle__worker_t *w) {
+  for (;;) {
+    uint32_t h = atomic_load_explicit(&w->xhead, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&w->xtail, memory_order_relaxed);
+    if (t == h)
+      return NULL;
+    isle__actor_t *a =
+        atomic_load_explicit(&w->ring[h & MASK], memory_order_relaxed);
+    /* Release: the slot may be refilled by the owner after this. */
+    if (atomic_compare_exchange_weak_explicit(&w->xhead, &h, h + 1,
+                                              memory_order_release,
+                                              memory_order_relaxed))
+      return a;
+  }
+}
+
+/* Takes up to half of victim's ring into thief's (which is empty), and
+ * returns one of them to run; NULL when there was nothing. */
+static isle__actor_t *ring_steal(isle__worker_t *thief, isle__worker_t *v) {
+  isle__actor_t *batch[ISLE__RUNQ / 2];
+  uint32_t n;
+  for (;;) {
+    /* Acquire on both: pairs with the owner's release store of the tail,
+     * so the slots below hold the actors it published. */
+    uint32_t h = atomic_load_explicit(&v->xhead, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&v->xtail, memory_order_acquire);
+    n = t - h;
+    n -= n / 2;
+    if (n == 0)
+      return NULL;
+    if (n > ISLE__RUNQ / 2)
+      continue; /* read h and t at different moments: retry */
+    for (uint32_t i = 0; i < n; i++)
+      batch[i] = atomic_load_explicit(&v->ring[(h + i) & MASK],
+                                      memory_order_relaxed);
+    /* acq_rel: claims the slots read above (they were valid if the head
+     * did not move). */
+    if (atomic_compare_exchange_strong_explicit(&v->xhead, &h, h + n,
+                                                memory_order_acq_rel,
+                                                memory_order_relaxed))
+      break;
+  }
+  for (uint32_t i = 1; i < n; i++)
+    ring_put(thief, batch[i]);
+  atomic_store_explicit(
+      &thief->xsteals,
+      atomic_load_explicit(&thief->xsteals, memory_order_relaxed) + n,
+      memory_order_relaxed);
+  return batch[0];
+}
+
+/* ===== Scheduling ====================================================== */
+
+void isle__sched_local(isle__worker_t *w, isle__actor_t *a) {
+  isle__actor_t *old = w->runnext;
+  w->runnext = a;
+  if (old) {
+    ring_put(w, old);
+    isle__wake_one(w->rt);
+  }
+}
+
+void isle__sched_requeue(isle__worker_t *w, isle__actor_t *a) {
+  ring_put(w, a);
+  isle__wake_one(w->rt);
+}
+
+isle__actor_t *isle__sched_next(isle__worker_t *w) {
+  isle_runtime_t *rt = w->rt;
+  /* Every 61st turn, the global queue first: it is never starved. */
+  if (++w->tick % 61 == 0) {
+    isle__actor_t *a = global_pop(rt);
+    if (a)
+      return a;
+  }
+  isle__actor_t *a = w->runnext;
+  if (a) {
+    w->runnext = NULL;
+    return a;
+  }
+  if ((a = ring_get(w)) || (a = global_pop(rt)))
+    return a;
+  /* Steal, starting at a random victim. */
+  unsigned n = rt->nworkers;
+  if (n > 1) {
+    w->rng ^= w->rng << 13;
+    w->rng ^= w->rng >> 7;
+    w->rng ^= w->rng << 17;
+    unsigned start = (unsigned)(w->rng % n);
+    for (unsigned i = 0; i < n; i++) {
+      isle__worker_t *v = &rt->workers[(start + i) % n];
+      if (v != w && (a = ring_steal(w, v)))
+        return a;
+    }
+  }
+  return NULL;
+}
+
+bool isle__sched_any_work(isle_runtime_t *rt) {
+  if (atomic_load_explicit(&rt->xglobal_len, memory_order_seq_cst))
+    return true;
+  for (unsigned i = 0; i < rt->nworkers; i++) {
+    isle__worker_t *v = &rt->workers[i];
+    if (atomic_load_explicit(&v->xtail, memory_order_seq_cst) !=
+        atomic_load_explicit(&v->xhead, memory_order_seq_cst))
+      return true;
+  }
+  return false;
+}
