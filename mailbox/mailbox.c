@@ -108,6 +108,13 @@ void isle__mbox_init(isle__mbox_t *mb, uint64_t capacity) {
 
 int isle__mbox_push(isle__mbox_t *mb, isle_msg_t *msg, uint64_t epoch,
                     bool *was_idle) {
+  /* A plain look first: a mailbox already closed (or reopened for another
+   * actor) refuses without touching the count, so close never waits for
+   * pushes that came after it. Relaxed: a stale "open" only means the
+   * fetch_add below decides. */
+  uint64_t seen = atomic_load_explicit(&mb->xcount, memory_order_relaxed);
+  if ((seen & CLOSED) || EPOCH(seen) != (epoch & ISLE__MB_EPOCH_MASK))
+    return ISLE_EDEAD;
   /* Acquire: pairs with the release CAS of isle__mbox_reopen, so an
    * accepted push sees the reopened queue. */
   uint64_t before =
@@ -117,8 +124,9 @@ int isle__mbox_push(isle__mbox_t *mb, isle_msg_t *msg, uint64_t epoch,
   /* Relaxed: the capacity came with the acquire above. */
   uint64_t cap = atomic_load_explicit(&mb->xcapacity, memory_order_relaxed);
   if (dead || (cap && COUNT(before) >= cap)) {
-    /* Relaxed: taking back our own increment; only close waits for it. */
-    atomic_fetch_sub_explicit(&mb->xcount, 1, memory_order_relaxed);
+    /* Release: close waits for this to see the count at zero, and may then
+     * free or reuse the mailbox; our reads of it come before. */
+    atomic_fetch_sub_explicit(&mb->xcount, 1, memory_order_release);
     return dead ? ISLE_EDEAD : ISLE_EFULL;
   }
   uintptr_t prev = link_at_head(mb, &msg->link);
@@ -283,7 +291,7 @@ size_t isle_mailbox_pop_batch_local(isle_mailbox_t *mb, isle_msg_t **out,
     out[n++] = m;
   }
   isle__mbox_taken(&mb->core, n);
-  bool idle = n < max && isle__mbox_try_idle(&mb->core);
+  bool idle = isle__mbox_try_idle(&mb->core);
   if (now_empty)
     *now_empty = idle;
   return n;

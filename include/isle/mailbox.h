@@ -90,10 +90,12 @@ int isle_mailbox_push_mpsc(isle_mailbox_t *mb, isle_msg_t *msg,
                            bool *was_empty);
 
 /* The oldest message, or NULL when none can be taken now (the mailbox is
- * empty, or a producer is between its two steps: then the count stays
- * above zero and a later pop gets the message). *now_empty (when not NULL)
- * is true when this pop emptied the mailbox: the next push will report
- * was_empty. Ownership: the message is the caller's. Consumer thread. */
+ * empty, or a producer is between its two steps: then a later pop gets the
+ * message). *now_empty (when not NULL) is true when this call made the
+ * mailbox idle, so that the next push will report was_empty: the call that
+ * takes the last message, or, if a producer was mid-push then, the first
+ * later call that finds the mailbox empty. Exactly one call per idle
+ * period reports it. Ownership: the message is the caller's. Consumer. */
 isle_msg_t *isle_mailbox_pop_local(isle_mailbox_t *mb, bool *now_empty);
 
 /* Up to `max` messages into out[0..), oldest first, with one update of
