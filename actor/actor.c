@@ -76,6 +76,11 @@ static isle__slot_t *slot_alloc(isle_runtime_t *rt, uint32_t *index) {
 }
 
 static void slot_free(isle_runtime_t *rt, isle__slot_t *s) {
+  /* A slot that has used up its generations (2^31 - 1 occupants) retires:
+   * reusing it would give out an old handle again. */
+  if (atomic_load_explicit(&s->xgen, memory_order_relaxed) >=
+      ISLE__MB_EPOCH_MASK)
+    return;
   uint32_t i = (uint32_t)(s - rt->slots);
   uint64_t top = atomic_load_explicit(&rt->xfree_top, memory_order_relaxed);
   for (;;) {
@@ -103,17 +108,27 @@ static int send_from(isle_runtime_t *rt, isle__worker_t *w, isle_ref_t from,
   if (!rt || !msg)
     return ISLE_EINVAL;
   uint32_t index = (uint32_t)to - 1;
-  if ((uint32_t)to == 0 ||
+  uint32_t gen = (uint32_t)(to >> 32);
+  if ((uint32_t)to == 0 || gen == 0 || index >= rt->cfg.max_actors ||
       index >= atomic_load_explicit(&rt->xslots_used, memory_order_relaxed))
     return ISLE_EINVAL;
   isle__slot_t *s = &rt->slots[index];
+  /* A generation the slot has not reached was never given out. Relaxed:
+   * the generation only grows; a stale read can only say "not yet", for a
+   * handle the caller cannot have obtained from this spawn. Acquire: pairs
+   * with the release store in spawn, which follows the slot's setup. */
+  if (gen > atomic_load_explicit(&s->xgen, memory_order_acquire))
+    return ISLE_EINVAL;
+  uint64_t old_sender = msg->sender;
   msg->sender = from;
   bool was_idle = false;
-  int rc = isle__mbox_push(&s->mbox, msg, to >> 32, &was_idle);
-  if (rc == ISLE_EDEAD)
-    counter_inc(&rt->xdead_letters, 1);
-  if (rc)
+  int rc = isle__mbox_push(&s->mbox, msg, gen, &was_idle);
+  if (rc) {
+    msg->sender = old_sender; /* a refused message is returned untouched */
+    if (rc == ISLE_EDEAD)
+      counter_inc(&rt->xdead_letters, 1);
     return rc;
+  }
   if (was_idle) {
     /* Relaxed: the occupant was stored before the mailbox was reopened
      * (release), and our push's acquire read that. It is alive: an idle
@@ -140,11 +155,10 @@ static int spawn_from(isle_runtime_t *rt, isle__worker_t *w,
     return ISLE_ENOMEM;
   }
   memset(a->state, 0, type->state_size);
-  uint32_t gen =
-      atomic_load_explicit(&s->xgen, memory_order_relaxed) + 1;
-  if (gen == 0)
-    gen = 1;
-  atomic_store_explicit(&s->xgen, gen, memory_order_relaxed);
+  /* Below ISLE__MB_EPOCH_MASK: slot_free retires a slot at the last
+   * generation, so a handle is never given out twice. */
+  uint32_t gen = atomic_load_explicit(&s->xgen, memory_order_relaxed) + 1;
+  atomic_store_explicit(&s->xgen, gen, memory_order_release);
   a->type = type;
   a->slot = s;
   a->self = make_ref(index, gen);
@@ -211,6 +225,8 @@ void isle__actor_turn(isle__worker_t *w, isle__actor_t *a) {
     if (!m)
       break;
     n++;
+    if (n > 1)
+      owner_inc(&w->xturn_seq, 1); /* the stall monitor times receives */
     ctx->current = m;
     ctx->consumed = false;
     reason = a->type->receive(ctx, a->state, m);
@@ -226,8 +242,8 @@ void isle__actor_turn(isle__worker_t *w, isle__actor_t *a) {
   atomic_store_explicit(&w->xturn_type, NULL, memory_order_relaxed);
   if (reason != ISLE_CONTINUE || ctx->stop)
     actor_end(rt, w, a, reason > 0 ? 0 : reason);
-  else if (n == batch || !isle__mbox_try_idle(mb))
-    isle__sched_requeue(w, a);
+  else if (!isle__mbox_try_idle(mb))
+    isle__sched_requeue(w, a); /* more messages, or one being linked */
   ctx->actor = NULL;
 }
 

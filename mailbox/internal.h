@@ -46,8 +46,8 @@ _Static_assert(ISLE_MSG_HEADER_SIZE % 16 == 0,
  * xhead:  the last node pushed, or the stub; bit 0 (ISLE__MB_IDLE) set
  *         means "drained and not scheduled": the producer whose exchange
  *         returns it is the one that makes the mailbox non-empty.
- * xcount: messages accepted and not yet taken (bits 0..39), the epoch
- *         (bits 40..62) and ISLE__MB_CLOSED (bit 63). A push adds 1, then
+ * xcount: messages accepted and not yet taken (bits 0..31), the epoch
+ *         (bits 32..62) and ISLE__MB_CLOSED (bit 63). A push adds 1, then
  *         checks closed, epoch and capacity and takes its 1 back if it
  *         must refuse. Refused pushes can inflate the count for a moment;
  *         nothing waits for it to be exact except close, which waits for
@@ -64,8 +64,8 @@ typedef struct isle__mbox_s {
 
 #define ISLE__MB_IDLE ((uintptr_t)1)
 #define ISLE__MB_CLOSED (UINT64_C(1) << 63)
-#define ISLE__MB_EPOCH_SHIFT 40
-#define ISLE__MB_EPOCH_MASK ((UINT64_C(1) << 23) - 1)
+#define ISLE__MB_EPOCH_SHIFT 32
+#define ISLE__MB_EPOCH_MASK ((UINT64_C(1) << 31) - 1)
 #define ISLE__MB_COUNT_MASK ((UINT64_C(1) << ISLE__MB_EPOCH_SHIFT) - 1)
 
 /* The public mailbox: a core at the start of its own cache line. */

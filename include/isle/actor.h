@@ -60,7 +60,9 @@ typedef struct isle_actor_type_s {
   /* Runs once when the actor ends (it stopped, or the runtime is freed).
    * May be NULL. */
   void (*finalize)(isle_ctx_t *ctx, void *state);
-  /* Mailbox capacity: sends beyond it fail with ISLE_EFULL. 0: none. */
+  /* Mailbox capacity: sends beyond it fail with ISLE_EFULL. 0: none. The
+   * count drops at the end of each turn, so the messages of the turn
+   * being run still count until it ends. */
   size_t mailbox_capacity;
 } isle_actor_type_t;
 

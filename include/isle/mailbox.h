@@ -68,7 +68,7 @@ uint32_t isle_msg_type(const isle_msg_t *msg);
 typedef struct isle_mailbox_s isle_mailbox_t;
 
 /* Largest capacity a mailbox accepts. */
-#define ISLE_MAILBOX_MAX_CAPACITY ((size_t)1 << 40)
+#define ISLE_MAILBOX_MAX_CAPACITY ((size_t)1 << 30)
 
 /* A new, empty, open mailbox holding at most `capacity` messages (0: no
  * limit). Returns 0 and stores it in *out, ISLE_EINVAL for a NULL `out` or
