@@ -15,6 +15,13 @@
  * request and its reply stay on one core and in its cache. runnext is never
  * stolen; the actor it displaces goes to the ring, where others can take it.
  * Only work placed where others can take it wakes a sleeping worker.
+ * Two variants were measured and dropped (bench/run actors, 2 workers):
+ * holding displaced actors back until the turn ends, so that a fan-out
+ * burst gives each several messages before a thief takes it (big fell from
+ * 17.7 to 6.1 M round trips/s, counting from 34 to 10 M msgs/s, fjthrput
+ * unchanged); and ending a turn when an actor sends itself a message while
+ * others wait (counting fell from 34 to 27 M msgs/s; fjthrput unchanged on
+ * 2 workers, though on 1 worker it rose from 14 to 44 M).
  *
  * The global queue (a mutex and an intrusive list) takes actors woken from
  * outside threads and ring overflow; workers look at it when their own

@@ -235,6 +235,11 @@ static uint32_t span_collect(isle__span_t *s) {
    * the freeing thread wrote visible here. */
   isle__block_t *list =
       atomic_exchange_explicit(&s->xfree, NULL, memory_order_acquire);
+  /* The walk (to count and find the tail) also pulls the blocks into this
+   * core's cache in one tight loop, ahead of the allocations that will
+   * write them. Carrying the count beside the list instead and adopting
+   * the list without a walk was measured: prodcons went from 27 to 75-88
+   * ns/msg, the misses moving into the producer's writes. */
   uint32_t n = 0;
   isle__block_t *tail = list;
   for (isle__block_t *b = list; b; b = isle__link_get(b)) {

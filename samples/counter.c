@@ -7,8 +7,10 @@
  *
  * Shows: typed messages (the type field), a request/reply exchange, and a
  * producer that sends in chunks, re-sending itself a "continue" message
- * between chunks so that other actors (the counter) get to run: a turn
- * that never ends would hold its worker.
+ * between chunks, so that no single receive runs for long: a turn handles
+ * at most `batch` messages (64 by default, its own "continue" messages
+ * included), and then the actor goes to the back of the run queue and
+ * other actors (the counter) run.
  */
 #include <isle.h>
 #include <stdio.h>
