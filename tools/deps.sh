@@ -10,7 +10,7 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config git libuv1-dev libck-dev
   libcmocka-dev valgrind spin clang)
 # Benchmark peers: mimalloc, jemalloc, tcmalloc.
-packages+=(libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev)
+packages+=(libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev libcaf-dev)
 
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "deps: not a Debian system; install the equivalents of:" >&2
