@@ -9,7 +9,7 @@ set -euo pipefail
 # Build and test.
 packages=(build-essential cmake pkg-config git libuv1-dev libck-dev
   libcmocka-dev valgrind spin clang)
-# Benchmark peers: mimalloc, jemalloc, tcmalloc.
+# Benchmark peers: mimalloc, jemalloc, tcmalloc; CAF for the actors suite.
 packages+=(libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev libcaf-dev)
 
 if ! command -v dpkg >/dev/null 2>&1; then
