@@ -21,7 +21,10 @@
  * 17.7 to 6.1 M round trips/s, counting from 34 to 10 M msgs/s, fjthrput
  * unchanged); and ending a turn when an actor sends itself a message while
  * others wait (counting fell from 34 to 27 M msgs/s; fjthrput unchanged on
- * 2 workers, though on 1 worker it rose from 14 to 44 M).
+ * 2 workers, though on 1 worker it rose from 14 to 44 M). A third, waking
+ * an actor into an inbox of the worker that last ran it instead of the
+ * sender's runnext, lost too: counting 11 M, big 8 M, ring 22 M msgs/s,
+ * fjthrput 9-10 M.
  *
  * The global queue (a mutex and an intrusive list) takes actors woken from
  * outside threads and ring overflow; workers look at it when their own
