@@ -238,4 +238,16 @@ static inline uint64_t support_rand(uint64_t *state) {
   return x * UINT64_C(0x2545F4914F6CDD1D);
 }
 
+#define KIB ((size_t)1 << 10)
+#define MIB ((size_t)1 << 20)
+
+/* A cmocka teardown for tests that set a heap limit: removes it and gives
+ * back what the test left cached, so later tests start unlimited. */
+static inline int support_teardown_limit(void **state) {
+  (void)state;
+  isle_heap_set_limit(0);
+  isle_heap_collect();
+  return 0;
+}
+
 #endif /* ISLE_TESTS_HEAP_SUPPORT_H */

@@ -11,8 +11,6 @@
 #include "isle/heap.h"
 #include "support.h"
 
-#define KIB ((size_t)1 << 10)
-#define MIB ((size_t)1 << 20)
 
 /* ===== Helpers ========================================================== */
 

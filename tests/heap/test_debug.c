@@ -21,7 +21,6 @@
 #include "isle/heap.h"
 #include "support.h"
 
-#define MIB ((size_t)1 << 20)
 
 /* ===== Running a case in a child ======================================== */
 

@@ -15,17 +15,7 @@
 #include "isle/heap.h"
 #include "support.h"
 
-#define KIB ((size_t)1 << 10)
-#define MIB ((size_t)1 << 20)
-
 /* ===== Helpers ========================================================== */
-
-static int teardown_limit(void **state) {
-  (void)state;
-  isle_heap_set_limit(0);
-  isle_heap_collect();
-  return 0;
-}
 
 /* Sets the cap `headroom` bytes above what heaps hold now (after giving
  * this thread's empty spans back), and returns it. */
@@ -326,29 +316,29 @@ static void test_limit_is_shared_by_all_threads(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_limit_is_reported_once_set,
-                                teardown_limit),
+                                support_teardown_limit),
       cmocka_unit_test_teardown(
           test_limit_small_allocation_fails_with_enomem_at_the_limit,
-          teardown_limit),
+          support_teardown_limit),
       cmocka_unit_test_teardown(test_limit_below_current_use_refuses_new_spans,
-                                teardown_limit),
+                                support_teardown_limit),
       cmocka_unit_test_teardown(
           test_limit_large_allocation_fails_with_enomem_at_the_limit,
-          teardown_limit),
+          support_teardown_limit),
       cmocka_unit_test_teardown(
           test_limit_realloc_at_the_limit_leaves_the_block_untouched,
-          teardown_limit),
+          support_teardown_limit),
       cmocka_unit_test_teardown(
           test_limit_allocation_recovers_when_another_thread_frees_and_collects,
-          teardown_limit),
+          support_teardown_limit),
       cmocka_unit_test_teardown(
           test_limit_allocation_recovers_when_another_thread_frees_and_exits,
-          teardown_limit),
+          support_teardown_limit),
       cmocka_unit_test_teardown(
           test_limit_owner_takes_in_remote_frees_when_it_runs_out,
-          teardown_limit),
+          support_teardown_limit),
       cmocka_unit_test_teardown(test_limit_is_shared_by_all_threads,
-                                teardown_limit),
+                                support_teardown_limit),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

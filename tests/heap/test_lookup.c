@@ -18,7 +18,6 @@
 #include "isle/heap.h"
 #include "support.h"
 
-#define MIB ((size_t)1 << 20)
 
 /* ===== Helpers ========================================================== */
 

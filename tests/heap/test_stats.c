@@ -14,7 +14,6 @@
 #include "isle/heap.h"
 #include "support.h"
 
-#define MIB ((size_t)1 << 20)
 
 static int teardown_defaults(void **state) {
   (void)state;

@@ -18,17 +18,7 @@
 #include "isle/heap.h"
 #include "isle/mailbox.h"
 
-#define KIB ((size_t)1 << 10)
-#define MIB ((size_t)1 << 20)
-
 /* ===== Helpers ========================================================== */
-
-static int teardown_limit(void **state) {
-  (void)state;
-  isle_heap_set_limit(0);
-  isle_heap_collect();
-  return 0;
-}
 
 /* Live objects in this thread's heap. */
 static uint64_t live_objects_self(void) {
@@ -193,7 +183,7 @@ int main(void) {
       cmocka_unit_test(test_msg_new_accepts_size_zero),
       cmocka_unit_test(test_msg_new_fails_with_einval_above_max_size),
       cmocka_unit_test_teardown(
-          test_msg_new_fails_with_enomem_at_the_heap_limit, teardown_limit),
+          test_msg_new_fails_with_enomem_at_the_heap_limit, support_teardown_limit),
       cmocka_unit_test(test_msg_free_ignores_null),
       cmocka_unit_test(test_msg_freed_by_another_thread_returns_to_its_heap),
   };
