@@ -143,7 +143,8 @@ static int send_from(isle_runtime_t *rt, isle__worker_t *w, isle_ref_t from,
 static int spawn_from(isle_runtime_t *rt, isle__worker_t *w,
                       const isle_actor_type_t *type, const void *arg,
                       isle_ref_t *out) {
-  if (!rt || !type || !type->receive)
+  if (!rt || !type || !type->receive ||
+      type->mailbox_capacity > ISLE_MAILBOX_MAX_CAPACITY)
     return ISLE_EINVAL;
   uint32_t index;
   isle__slot_t *s = slot_alloc(rt, &index);

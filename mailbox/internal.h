@@ -53,14 +53,22 @@ _Static_assert(ISLE_MSG_HEADER_SIZE % 16 == 0,
  *         nothing waits for it to be exact except close, which waits for
  *         those increments to be taken back.
  * tail:   the consumer's next node (or the stub). Consumer only.
+ * xuntaken: see below; COUNT(xcount) - xuntaken is the true count.
  */
 typedef struct isle__mbox_s {
   _Atomic(uintptr_t) xhead;
   _Atomic uint64_t xcount;
   isle__mb_node_t *tail;
   isle__mb_node_t stub;
-  _Atomic uint64_t xcapacity; /* 0: none; set at (re)open */
+  _Atomic uint32_t xcapacity; /* 0: none; set at (re)open */
+  /* Consumer-written (relaxed stores): messages taken but not yet
+   * subtracted from xcount. Without a capacity the count matters only to
+   * close, so the consumer subtracts in bulk (at 2^24, or when closing)
+   * and spares the producers' line one RMW per turn. */
+  _Atomic uint32_t xuntaken;
 } isle__mbox_t;
+
+_Static_assert(sizeof(isle__mbox_t) == 40, "the core is 40 bytes");
 
 #define ISLE__MB_IDLE ((uintptr_t)1)
 #define ISLE__MB_CLOSED (UINT64_C(1) << 63)
@@ -91,7 +99,8 @@ int isle__mbox_push(isle__mbox_t *mb, isle_msg_t *msg, uint64_t epoch,
  * isle__mbox_taken after a batch. Consumer. */
 isle_msg_t *isle__mbox_take(isle__mbox_t *mb);
 
-/* Subtracts `n` taken messages from the count. Consumer. */
+/* Records `n` taken messages: subtracts them from the count at once when
+ * the mailbox has a capacity, in bulk otherwise. Consumer. */
 void isle__mbox_taken(isle__mbox_t *mb, uint64_t n);
 
 /* If nothing is queued, marks the mailbox idle and returns true: the next

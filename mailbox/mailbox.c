@@ -103,7 +103,9 @@ void isle__mbox_init(isle__mbox_t *mb, uint64_t capacity) {
   atomic_store_explicit(&mb->xhead, (uintptr_t)&mb->stub | IDLE,
                         memory_order_relaxed);
   atomic_store_explicit(&mb->xcount, 0, memory_order_relaxed);
-  atomic_store_explicit(&mb->xcapacity, capacity, memory_order_relaxed);
+  atomic_store_explicit(&mb->xcapacity, (uint32_t)capacity,
+                        memory_order_relaxed);
+  atomic_store_explicit(&mb->xuntaken, 0, memory_order_relaxed);
 }
 
 int isle__mbox_push(isle__mbox_t *mb, isle_msg_t *msg, uint64_t epoch,
@@ -122,7 +124,7 @@ int isle__mbox_push(isle__mbox_t *mb, isle_msg_t *msg, uint64_t epoch,
   bool dead =
       (before & CLOSED) || EPOCH(before) != (epoch & ISLE__MB_EPOCH_MASK);
   /* Relaxed: the capacity came with the acquire above. */
-  uint64_t cap = atomic_load_explicit(&mb->xcapacity, memory_order_relaxed);
+  uint32_t cap = atomic_load_explicit(&mb->xcapacity, memory_order_relaxed);
   if (dead || (cap && COUNT(before) >= cap)) {
     /* Release: close waits for this to see the count at zero, and may then
      * free or reuse the mailbox; our reads of it come before. */
@@ -168,11 +170,29 @@ isle_msg_t *isle__mbox_take(isle__mbox_t *mb) {
   return NULL;
 }
 
+/* Relaxed RMWs on the count: it only bounds capacity and tells close when
+ * the accepted messages are all taken; scheduling rides on the head. */
+static void untaken_flush(isle__mbox_t *mb) {
+  uint32_t u = atomic_load_explicit(&mb->xuntaken, memory_order_relaxed);
+  if (u) {
+    atomic_fetch_sub_explicit(&mb->xcount, u, memory_order_relaxed);
+    atomic_store_explicit(&mb->xuntaken, 0, memory_order_relaxed);
+  }
+}
+
 void isle__mbox_taken(isle__mbox_t *mb, uint64_t n) {
-  if (n)
-    /* Relaxed: the count only bounds capacity and tells close when the
-     * accepted messages are all taken; scheduling rides on the head. */
+  if (!n)
+    return;
+  if (atomic_load_explicit(&mb->xcapacity, memory_order_relaxed)) {
     atomic_fetch_sub_explicit(&mb->xcount, n, memory_order_relaxed);
+    return;
+  }
+  /* No capacity: defer (the count has 32 bits; flush well before). */
+  uint32_t u =
+      atomic_load_explicit(&mb->xuntaken, memory_order_relaxed) + (uint32_t)n;
+  atomic_store_explicit(&mb->xuntaken, u, memory_order_relaxed);
+  if (u >= (UINT32_C(1) << 24))
+    untaken_flush(mb);
 }
 
 bool isle__mbox_try_idle(isle__mbox_t *mb) {
@@ -191,6 +211,7 @@ bool isle__mbox_try_idle(isle__mbox_t *mb) {
 }
 
 uint64_t isle__mbox_close(isle__mbox_t *mb) {
+  untaken_flush(mb); /* close waits for the true count to reach zero */
   /* acq_rel: pushes ordered after this RMW see CLOSED and refuse. */
   atomic_fetch_or_explicit(&mb->xcount, CLOSED, memory_order_acq_rel);
   uint64_t drained = 0;
@@ -200,7 +221,8 @@ uint64_t isle__mbox_close(isle__mbox_t *mb) {
     if (m) {
       isle_free(m);
       drained++;
-      isle__mbox_taken(mb, 1);
+      /* Relaxed: see untaken_flush. */
+      atomic_fetch_sub_explicit(&mb->xcount, 1, memory_order_relaxed);
       spins = 0;
       continue;
     }
@@ -219,7 +241,9 @@ void isle__mbox_reopen(isle__mbox_t *mb, uint64_t epoch, uint64_t capacity) {
    * its setup, calls isle__mbox_try_idle. */
   atomic_store_explicit(&mb->xhead, (uintptr_t)&mb->stub,
                         memory_order_relaxed);
-  atomic_store_explicit(&mb->xcapacity, capacity, memory_order_relaxed);
+  atomic_store_explicit(&mb->xcapacity, (uint32_t)capacity,
+                        memory_order_relaxed);
+  atomic_store_explicit(&mb->xuntaken, 0, memory_order_relaxed);
   /* Keep the increments refused pushes have yet to take back; clear
    * CLOSED; set the epoch. Release: pairs with the acquire fetch_add of
    * the pushes this reopening lets in (the stores above come first). */
@@ -239,8 +263,10 @@ bool isle__mbox_is_closed(const isle__mbox_t *mb) {
 
 uint64_t isle__mbox_count(const isle__mbox_t *mb) {
   /* Relaxed: a recent value is all the caller is promised. */
-  return COUNT(atomic_load_explicit(&((isle__mbox_t *)mb)->xcount,
-                                    memory_order_relaxed));
+  isle__mbox_t *m = (isle__mbox_t *)mb;
+  uint64_t c = COUNT(atomic_load_explicit(&m->xcount, memory_order_relaxed));
+  uint64_t u = atomic_load_explicit(&m->xuntaken, memory_order_relaxed);
+  return c > u ? c - u : 0;
 }
 
 /* ===== Public functions ================================================ */

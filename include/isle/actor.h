@@ -130,8 +130,8 @@ void isle_runtime_free(isle_runtime_t *rt);
 
 /* Spawns an actor from outside the runtime (before or during run).
  * Returns 0 and its handle in *out (may be NULL), ISLE_EINVAL (NULL rt or
- * type, no receive), ISLE_ENOMEM (heap, or max_actors reached), or what
- * init returned. */
+ * type, no receive, mailbox_capacity above ISLE_MAILBOX_MAX_CAPACITY),
+ * ISLE_ENOMEM (heap, or max_actors reached), or what init returned. */
 int isle_runtime_spawn(isle_runtime_t *rt, const isle_actor_type_t *type,
                        const void *arg, isle_ref_t *out);
 

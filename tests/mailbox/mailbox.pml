@@ -54,7 +54,7 @@
  *   pop_one()    isle_mailbox_pop_local: take, taken(1) if a message,
  *                try_idle.
  *   pop_batch()  isle_mailbox_pop_batch_local(max = BATCH): up to BATCH
- *                takes, one taken(k), try_idle only if k < BATCH.
+ *                takes, one taken(k), then try_idle.
  *   close()      isle__mbox_close: fetch_or(CLOSED), then take and free
  *                (taken(1) each) until a take finds nothing and the count
  *                reads 0.
@@ -271,8 +271,18 @@ inline try_idle(now) {
   fi
 }
 
+/* isle__mbox_taken: at once with a capacity, deferred (into `untaken`,
+ * subtracted by close) without one. The C code also flushes at 2^24
+ * deferred messages, a bound the model never reaches. */
+inline taken(n) {
+  if
+  :: CAPACITY > 0 -> count = count - n
+  :: else -> untaken = untaken + n
+  fi
+}
+
 proctype consumer() {
-  byte t, nx, prev, got, k, before;
+  byte t, nx, prev, got, k, before, untaken;
   bool now;
   do
   :: atomic { tokens > 0 -> tokens--; running = true };
@@ -281,7 +291,7 @@ proctype consumer() {
     :: /* isle_mailbox_pop_local */
       take_one(got);
       if
-      :: got != NIL -> deliver(got); count--; got = NIL /* taken(1) */
+      :: got != NIL -> deliver(got); taken(1); got = NIL
       :: else -> skip
       fi;
       try_idle(now);
@@ -301,13 +311,11 @@ proctype consumer() {
       :: else -> break
       od;
       if
-      :: k > 0 -> count = count - k /* taken(k) */
+      :: k > 0 -> taken(k)
       :: else -> skip
       fi;
-      if
-      :: k < BATCH -> k = 0; try_idle(now)
-      :: else -> k = 0; now = false
-      fi;
+      k = 0;
+      try_idle(now);
       if
       :: now -> break
       :: else -> skip
@@ -324,7 +332,9 @@ proctype consumer() {
     break
   od;
 closing:
-  /* isle__mbox_close */
+  /* isle__mbox_close: first the deferred subtraction, then the bit */
+  count = count - untaken;
+  untaken = 0;
   atomic {
     before = count;
     count = count | CLOSED;

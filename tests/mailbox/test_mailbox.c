@@ -430,6 +430,35 @@ test_mailbox_full_batch_that_takes_the_last_reports_now_empty(void **state) {
   assert_int_equal(live_objects_self(), before);
 }
 
+/* Without a capacity the consumer subtracts what it took from the shared
+ * count in bulk; past 2^24 taken messages it must subtract them, or the
+ * 32-bit count would run into the epoch bits. One message goes round and
+ * round so that the test is quick in every build. */
+static void test_mailbox_deferred_count_is_flushed_and_closes(void **state) {
+  (void)state;
+  const uint64_t before = live_objects_self();
+  isle_mailbox_t *mb = new_mailbox(0);
+  isle_msg_t *m = isle_msg_new(7, 8);
+  assert_non_null(m);
+  const uint32_t rounds = (UINT32_C(1) << 24) + 100;
+  for (uint32_t i = 0; i < rounds; i++) {
+    assert_int_equal(isle_mailbox_push_mpsc(mb, m, NULL), 0);
+    m = isle_mailbox_pop_local(mb, NULL);
+    assert_non_null(m);
+  }
+  assert_int_equal(isle_mailbox_count(mb), 0);
+  /* The deferred part stays below the bound: the flush happened. */
+  assert_true(atomic_load(&mb->core.xuntaken) < (UINT32_C(1) << 24));
+  assert_int_equal(isle_mailbox_push_mpsc(mb, m, NULL), 0);
+  assert_int_equal(isle_mailbox_count(mb), 1);
+  size_t drained = 0;
+  assert_int_equal(isle_mailbox_close_local(mb, &drained), 0);
+  assert_int_equal(drained, 1);
+  assert_int_equal(isle_mailbox_count(mb), 0);
+  isle_mailbox_free(mb);
+  assert_int_equal(live_objects_self(), before);
+}
+
 /* A popped message is the caller's again: it can be pushed to another
  * mailbox, or back to the same one, and keeps its contents. */
 static void test_mailbox_popped_message_can_be_pushed_again(void **state) {
@@ -1146,6 +1175,7 @@ int main(void) {
       cmocka_unit_test(
           test_mailbox_full_batch_that_takes_the_last_reports_now_empty),
       cmocka_unit_test(test_mailbox_popped_message_can_be_pushed_again),
+      cmocka_unit_test(test_mailbox_deferred_count_is_flushed_and_closes),
       cmocka_unit_test(test_mailbox_push_fails_with_efull_at_capacity),
       cmocka_unit_test(test_mailbox_close_frees_queued_messages),
       cmocka_unit_test(test_mailbox_push_after_close_fails_with_edead),
