@@ -35,12 +35,6 @@ static void counter_inc(_Atomic uint64_t *c, uint64_t n) {
   atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
-static void owner_inc(_Atomic uint64_t *c, uint64_t n) {
-  /* Owner-written counter: relaxed load and store, no RMW. */
-  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                        memory_order_relaxed);
-}
-
 /* ----- Slots ----------------------------------------------------------- */
 
 static isle__slot_t *slot_alloc(isle_runtime_t *rt, uint32_t *index) {
@@ -215,7 +209,7 @@ void isle__actor_turn(isle__worker_t *w, isle__actor_t *a) {
   unsigned batch = rt->cfg.batch;
   ctx->actor = a;
   ctx->stop = false;
-  owner_inc(&w->xturn_seq, 1);
+  isle__owner_add(&w->xturn_seq, 1);
   /* Relaxed: the stall monitor only wants a recent value. */
   atomic_store_explicit(&w->xturn_type, a->type->name ? a->type->name : "?",
                         memory_order_relaxed);
@@ -227,7 +221,7 @@ void isle__actor_turn(isle__worker_t *w, isle__actor_t *a) {
       break;
     n++;
     if (n > 1)
-      owner_inc(&w->xturn_seq, 1); /* the stall monitor times receives */
+      isle__owner_add(&w->xturn_seq, 1); /* the stall monitor times receives */
     ctx->current = m;
     ctx->consumed = false;
     reason = a->type->receive(ctx, a->state, m);
@@ -238,8 +232,8 @@ void isle__actor_turn(isle__worker_t *w, isle__actor_t *a) {
   }
   ctx->current = NULL;
   isle__mbox_taken(mb, n);
-  owner_inc(&w->xmessages, n);
-  owner_inc(&w->xturns, 1);
+  isle__owner_add(&w->xmessages, n);
+  isle__owner_add(&w->xturns, 1);
   atomic_store_explicit(&w->xturn_type, NULL, memory_order_relaxed);
   if (reason != ISLE_CONTINUE || ctx->stop)
     actor_end(rt, w, a, reason > 0 ? 0 : reason);

@@ -116,6 +116,13 @@ struct isle_runtime_s {
   _Atomic uint64_t xstalls;
 };
 
+/* Owner-written counter: a relaxed load and store, no RMW; readers only
+ * want a recent value. */
+static inline void isle__owner_add(_Atomic uint64_t *c, uint64_t n) {
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                        memory_order_relaxed);
+}
+
 /* ----- sched.c --------------------------------------------------------- */
 
 /* `a` became runnable through a send from worker `w` (the sender's): it

@@ -32,11 +32,6 @@
 
 #define SPINS 2000 /* looks for work before sleeping (~tens of µs) */
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
 
 /* ===== Workers ========================================================= */
 
@@ -48,7 +43,7 @@ static bool worker_park(isle__worker_t *w) {
       return false;
     if (isle__sched_any_work(rt))
       return true;
-    cpu_relax();
+    isle__cpu_relax();
   }
   /* Before sleeping, hand back the blocks this worker freed for others. */
   isle_heap_collect();
@@ -64,10 +59,7 @@ static bool worker_park(isle__worker_t *w) {
     isle__futex_wake(&rt->xdone, INT32_MAX);
     isle__wake_all(rt);
   } else if (!work && !atomic_load_explicit(&rt->xdone, memory_order_seq_cst)) {
-    atomic_store_explicit(
-        &w->xparks,
-        atomic_load_explicit(&w->xparks, memory_order_relaxed) + 1,
-        memory_order_relaxed);
+    isle__owner_add(&w->xparks, 1);
     while (atomic_load_explicit(&w->xsleep, memory_order_seq_cst) &&
            !atomic_load_explicit(&rt->xdone, memory_order_seq_cst))
       isle__futex_wait(&w->xsleep, 1, 0);

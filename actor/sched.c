@@ -204,10 +204,7 @@ static isle__actor_t *ring_steal(isle__worker_t *thief, isle__worker_t *v) {
   }
   for (uint32_t i = 1; i < n; i++)
     ring_put(thief, batch[i]);
-  atomic_store_explicit(
-      &thief->xsteals,
-      atomic_load_explicit(&thief->xsteals, memory_order_relaxed) + n,
-      memory_order_relaxed);
+  isle__owner_add(&thief->xsteals, n);
   return batch[0];
 }
 

@@ -263,17 +263,24 @@ static void note_collected_local(isle__heap_t *h, isle__span_t *s,
   isle__counter_add(&h->xremote_received, n);
 }
 
+/* Pushes the chain head..tail (linked by the caller) onto s's remote list
+ * with one CAS. Any thread. */
+static void xfree_push(isle__span_t *s, isle__block_t *head,
+                       isle__block_t *tail) {
+  isle__block_t *old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
+  do {
+    isle__link_set(tail, old);
+    /* Release: pairs with the acquire exchange in span_collect; the owner
+     * must see the links written before. */
+  } while (!atomic_compare_exchange_weak_explicit(
+      &s->xfree, &old, head, memory_order_release, memory_order_relaxed));
+}
+
 static void batch_flush(isle__heap_t *h, isle__remote_batch_t *rb) {
   isle__span_t *s = rb->span;
   if (!s)
     return;
-  isle__block_t *old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
-  do {
-    isle__link_set(rb->tail, old);
-    /* Release: pairs with the acquire exchange in span_collect; the owner
-     * must see the links written above. */
-  } while (!atomic_compare_exchange_weak_explicit(
-      &s->xfree, &old, rb->head, memory_order_release, memory_order_relaxed));
+  xfree_push(s, rb->head, rb->tail);
   isle__counter_add(&h->xremote_batches, 1);
   rb->span = NULL;
   rb->head = rb->tail = NULL;
@@ -580,13 +587,7 @@ __attribute__((noinline)) static void free_slow(isle__heap_t *h, isle__span_t *s
      * make one just to batch: a heap made that late might never be
      * retired. Push the block alone; it counts in `used` until its owner
      * takes it in, like any remote free. */
-    isle__block_t *b = p;
-    isle__block_t *old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
-    do {
-      isle__link_set(b, old);
-      /* Release: pairs with the acquire exchange in span_collect. */
-    } while (!atomic_compare_exchange_weak_explicit(
-        &s->xfree, &old, b, memory_order_release, memory_order_relaxed));
+    xfree_push(s, p, p);
     return;
   }
   free_remote_local(h, s, (isle__block_t *)p);

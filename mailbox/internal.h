@@ -70,6 +70,13 @@ typedef struct isle__mbox_s {
 
 _Static_assert(sizeof(isle__mbox_t) == 40, "the core is 40 bytes");
 
+/* A spin-wait hint (pause on x86), for loops that wait on another thread. */
+static inline void isle__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 #define ISLE__MB_IDLE ((uintptr_t)1)
 #define ISLE__MB_CLOSED (UINT64_C(1) << 63)
 #define ISLE__MB_EPOCH_SHIFT 32

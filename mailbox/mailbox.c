@@ -57,11 +57,6 @@
 #define COUNT(c) ((c) & ISLE__MB_COUNT_MASK)
 #define EPOCH(c) (((c) >> ISLE__MB_EPOCH_SHIFT) & ISLE__MB_EPOCH_MASK)
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
 
 /* ===== Helpers ========================================================== */
 
@@ -86,7 +81,7 @@ static uintptr_t link_at_head(isle__mbox_t *mb, isle__mb_node_t *node) {
 
 static void spin_or_yield(unsigned *spins) {
   if (++*spins < 64) {
-    cpu_relax(); /* a producer is between its two steps */
+    isle__cpu_relax(); /* a producer is between its two steps */
   } else {
     *spins = 0;
     sched_yield(); /* ... and was preempted there */
