@@ -41,8 +41,8 @@ static isle__slot_t *slot_alloc(isle_runtime_t *rt, uint32_t *index) {
   uint64_t top = atomic_load_explicit(&rt->xfree_top, memory_order_acquire);
   while ((uint32_t)top != 0) {
     uint32_t i = (uint32_t)top - 1;
-    uint32_t next = atomic_load_explicit(&rt->slots[i].xnext_free,
-                                         memory_order_relaxed);
+    uint32_t next =
+        atomic_load_explicit(&rt->slots[i].xnext_free, memory_order_relaxed);
     uint64_t nt = ((top >> 32) + 1) << 32 | next;
     /* acq_rel: acquire pairs with the release of slot_free (the slot's
      * last use is over); the tag makes a stale `next` fail the CAS. */
@@ -282,18 +282,26 @@ int isle_ctx_reply(isle_ctx_t *ctx, isle_msg_t *msg) {
   return isle_ctx_send(ctx, ctx->current->sender, msg);
 }
 
-void isle_ctx_keep(isle_ctx_t *ctx) { ctx->consumed = true; }
+void isle_ctx_keep(isle_ctx_t *ctx) {
+  ctx->consumed = true;
+}
 
-void isle_ctx_stop(isle_ctx_t *ctx) { ctx->stop = true; }
+void isle_ctx_stop(isle_ctx_t *ctx) {
+  ctx->stop = true;
+}
 
 isle_ref_t isle_ctx_self(const isle_ctx_t *ctx) {
   return ctx->actor ? ctx->actor->self : ISLE_REF_NONE;
 }
 
-isle_runtime_t *isle_ctx_runtime(const isle_ctx_t *ctx) { return ctx->rt; }
+isle_runtime_t *isle_ctx_runtime(const isle_ctx_t *ctx) {
+  return ctx->rt;
+}
 
 int isle_ctx_worker(const isle_ctx_t *ctx) {
   return ctx->worker ? (int)ctx->worker->index : -1;
 }
 
-isle_ref_t isle_msg_sender(const isle_msg_t *msg) { return msg->sender; }
+isle_ref_t isle_msg_sender(const isle_msg_t *msg) {
+  return msg->sender;
+}

@@ -34,10 +34,10 @@ typedef struct isle__worker_s isle__worker_t;
 
 /* One handle's table entry, one cache line. */
 typedef struct isle__slot_s {
-  isle__mbox_t mbox;                /* the mailbox core, reused by occupants */
-  _Atomic(isle__actor_t *) xactor;  /* current occupant, NULL when free */
-  _Atomic uint32_t xgen;            /* generation of the last occupant */
-  _Atomic uint32_t xnext_free;      /* free stack link: index + 1 */
+  isle__mbox_t mbox;               /* the mailbox core, reused by occupants */
+  _Atomic(isle__actor_t *) xactor; /* current occupant, NULL when free */
+  _Atomic uint32_t xgen;           /* generation of the last occupant */
+  _Atomic uint32_t xnext_free;     /* free stack link: index + 1 */
   uint64_t reserved;
 } isle__slot_t;
 
@@ -53,11 +53,11 @@ struct isle__actor_s {
 
 struct isle_ctx_s {
   isle_runtime_t *rt;
-  isle__worker_t *worker;  /* NULL outside the workers */
+  isle__worker_t *worker; /* NULL outside the workers */
   isle__actor_t *actor;
-  isle_msg_t *current;     /* the message being received, or NULL */
-  bool consumed;           /* current was sent on or kept */
-  bool stop;               /* isle_ctx_stop was called */
+  isle_msg_t *current; /* the message being received, or NULL */
+  bool consumed;       /* current was sent on or kept */
+  bool stop;           /* isle_ctx_stop was called */
 };
 
 struct isle__worker_s {
@@ -102,7 +102,7 @@ struct isle_runtime_s {
   /* Run state. */
   _Alignas(ISLE__CACHE) _Atomic uint32_t xnparked;
   _Atomic uint32_t xholds;
-  _Atomic uint32_t xdone;    /* futex word: 1 when the run is over */
+  _Atomic uint32_t xdone; /* futex word: 1 when the run is over */
   _Atomic uint32_t xstop;
   _Atomic uint32_t xrunning;
   pthread_t monitor;

@@ -32,7 +32,6 @@
 
 #define SPINS 2000 /* looks for work before sleeping (~tens of µs) */
 
-
 /* ===== Workers ========================================================= */
 
 /* Sleeps until woken; returns false when the run is over. */
@@ -110,9 +109,10 @@ static void report_stall(isle_runtime_t *rt, const char *type, unsigned worker,
   if (rt->cfg.on_stall)
     rt->cfg.on_stall(type, worker, ms, rt->cfg.stall_arg);
   else
-    fprintf(stderr,
-            "isle: worker %u: a receive of actor type '%s' has run for %llu ms\n",
-            worker, type, (unsigned long long)ms);
+    fprintf(
+        stderr,
+        "isle: worker %u: a receive of actor type '%s' has run for %llu ms\n",
+        worker, type, (unsigned long long)ms);
 }
 
 /* Samples each worker's turn counter every quarter of the stall time; a
@@ -169,8 +169,8 @@ int isle_runtime_new(const isle_runtime_config_t *cfg, isle_runtime_t **out) {
     return ISLE_EINVAL;
   if (c.workers == 0) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    c.workers = n > 0 ? (unsigned)(n < ISLE__MAX_WORKERS ? n : ISLE__MAX_WORKERS)
-                      : 1;
+    c.workers =
+        n > 0 ? (unsigned)(n < ISLE__MAX_WORKERS ? n : ISLE__MAX_WORKERS) : 1;
   }
   if (c.batch == 0)
     c.batch = ISLE__DEFAULT_BATCH;

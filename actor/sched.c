@@ -73,9 +73,8 @@ void isle__wake_one(isle_runtime_t *rt) {
   for (unsigned i = 0; i < rt->nworkers; i++) {
     isle__worker_t *w = &rt->workers[i];
     uint32_t one = 1;
-    if (atomic_compare_exchange_strong_explicit(&w->xsleep, &one, 0,
-                                                memory_order_seq_cst,
-                                                memory_order_relaxed)) {
+    if (atomic_compare_exchange_strong_explicit(
+            &w->xsleep, &one, 0, memory_order_seq_cst, memory_order_relaxed)) {
       isle__futex_wake(&w->xsleep, 1);
       return;
     }
@@ -146,11 +145,10 @@ static void ring_put(isle__worker_t *w, isle__actor_t *a) {
     uint32_t n = (t - h) / 2;
     isle__actor_t *batch[ISLE__RUNQ / 2];
     for (uint32_t i = 0; i < n; i++)
-      batch[i] = atomic_load_explicit(&w->ring[(h + i) & MASK],
-                                      memory_order_relaxed);
-    if (!atomic_compare_exchange_strong_explicit(&w->xhead, &h, h + n,
-                                                 memory_order_acq_rel,
-                                                 memory_order_relaxed))
+      batch[i] =
+          atomic_load_explicit(&w->ring[(h + i) & MASK], memory_order_relaxed);
+    if (!atomic_compare_exchange_strong_explicit(
+            &w->xhead, &h, h + n, memory_order_acq_rel, memory_order_relaxed))
       continue; /* a thief took some: there is room now */
     for (uint32_t i = 0; i + 1 < n; i++)
       batch[i]->global_next = batch[i + 1];
@@ -169,9 +167,8 @@ static isle__actor_t *ring_get(isle__worker_t *w) {
     isle__actor_t *a =
         atomic_load_explicit(&w->ring[h & MASK], memory_order_relaxed);
     /* Release: the slot may be refilled by the owner after this. */
-    if (atomic_compare_exchange_weak_explicit(&w->xhead, &h, h + 1,
-                                              memory_order_release,
-                                              memory_order_relaxed))
+    if (atomic_compare_exchange_weak_explicit(
+            &w->xhead, &h, h + 1, memory_order_release, memory_order_relaxed))
       return a;
   }
 }
@@ -193,13 +190,12 @@ static isle__actor_t *ring_steal(isle__worker_t *thief, isle__worker_t *v) {
     if (n > ISLE__RUNQ / 2)
       continue; /* read h and t at different moments: retry */
     for (uint32_t i = 0; i < n; i++)
-      batch[i] = atomic_load_explicit(&v->ring[(h + i) & MASK],
-                                      memory_order_relaxed);
+      batch[i] =
+          atomic_load_explicit(&v->ring[(h + i) & MASK], memory_order_relaxed);
     /* acq_rel: claims the slots read above (they were valid if the head
      * did not move). */
-    if (atomic_compare_exchange_strong_explicit(&v->xhead, &h, h + n,
-                                                memory_order_acq_rel,
-                                                memory_order_relaxed))
+    if (atomic_compare_exchange_strong_explicit(
+            &v->xhead, &h, h + n, memory_order_acq_rel, memory_order_relaxed))
       break;
   }
   for (uint32_t i = 1; i < n; i++)

@@ -75,7 +75,7 @@ static struct {
   pthread_mutex_t lock;
   isle__span_t *abandoned[ISLE__CLASSES]; /* singly linked by next */
   isle__heap_t *retired;
-  char *meta;      /* bump region for heap records */
+  char *meta; /* bump region for heap records */
   size_t meta_left;
   pthread_key_t key;
   pthread_once_t once;
@@ -148,12 +148,13 @@ static isle__heap_t *heap_init_local(void) {
     /* The mapping is zeroed: every counter starts at 0. */
     for (unsigned c = 0; c < ISLE__CLASSES; c++)
       h->cls[c].cur = &isle__empty_span;
-    h->id = atomic_fetch_add_explicit(&isle__heap_count, 1,
-                                      memory_order_relaxed) + 1;
+    h->id =
+        atomic_fetch_add_explicit(&isle__heap_count, 1, memory_order_relaxed) +
+        1;
     /* Release: publishes the initialised record to registry walkers,
      * which load the list head with acquire. */
-    isle__heap_t *head = atomic_load_explicit(&isle__heaps,
-                                              memory_order_relaxed);
+    isle__heap_t *head =
+        atomic_load_explicit(&isle__heaps, memory_order_relaxed);
     do {
       atomic_store_explicit(&h->xall_next, head, memory_order_relaxed);
     } while (!atomic_compare_exchange_weak_explicit(
@@ -217,7 +218,8 @@ static uint64_t large_live_bytes(isle__heap_t *h) {
 }
 
 static void note_held_local(isle__heap_t *h) {
-  uint64_t held = isle__counter_get(&h->xsmall_span_bytes) + large_live_bytes(h);
+  uint64_t held =
+      isle__counter_get(&h->xsmall_span_bytes) + large_live_bytes(h);
   if (held > isle__counter_get(&h->xpeak_held))
     atomic_store_explicit(&h->xpeak_held, held, memory_order_relaxed);
 }
@@ -255,8 +257,7 @@ static uint32_t span_collect(isle__span_t *s) {
 }
 
 /* Owner bookkeeping after span_collect. */
-static void note_collected_local(isle__heap_t *h, isle__span_t *s,
-                                 uint32_t n) {
+static void note_collected_local(isle__heap_t *h, isle__span_t *s, uint32_t n) {
   if (!n)
     return;
   isle__counter_add(&h->cls[s->cls].xfrees, n);
@@ -500,8 +501,8 @@ static void *alloc_large_local(isle__heap_t *h, size_t size, size_t align) {
     return NULL;
   }
   atomic_store_explicit(&s->xowner, h, memory_order_relaxed);
-  size_t usable = s->kind == ISLE__SPAN_HUGE ? isle__huge_usable(s)
-                                             : s->block_size;
+  size_t usable =
+      s->kind == ISLE__SPAN_HUGE ? isle__huge_usable(s) : s->block_size;
   isle__counter_add(&h->xlarge_alloc_bytes, usable);
   isle__counter_add(&h->xlarge_alloc_count, 1);
   note_held_local(h);
@@ -527,8 +528,7 @@ static void debug_check_free(const void *p) {
     size_t off = (size_t)((const char *)p - s->start);
     if ((const char *)p < s->start || off % s->block_size != 0 ||
         off / s->block_size >= s->extended)
-      isle__heap_abort("free of a pointer that is not the start of a block",
-                       p);
+      isle__heap_abort("free of a pointer that is not the start of a block", p);
     if (isle__debug_is_free(p))
       isle__heap_abort("double free", p);
     return;
@@ -572,8 +572,8 @@ static void free_large(isle__heap_t *h, isle__span_t *s) {
     isle__pages_free(s);
 }
 
-__attribute__((noinline)) static void free_slow(isle__heap_t *h, isle__span_t *s,
-                                                void *p) {
+__attribute__((noinline)) static void free_slow(isle__heap_t *h,
+                                                isle__span_t *s, void *p) {
   if (s->kind != ISLE__SPAN_SMALL) {
     free_large(h, s);
     return;
@@ -775,8 +775,7 @@ void *isle_aligned_alloc(size_t align, size_t size) {
   if (size <= ISLE__SMALL_MAX && align <= ISLE__PAGE_SIZE) {
     /* Spans start on a page, so a class whose size is a multiple of the
      * alignment gives aligned blocks. */
-    for (unsigned c = isle__size_class(size ? size : 1); c < ISLE__CLASSES;
-         c++)
+    for (unsigned c = isle__size_class(size ? size : 1); c < ISLE__CLASSES; c++)
       if (isle__class_size[c] % align == 0)
         return alloc_small_local(tl_heap, c);
   }
@@ -811,7 +810,9 @@ int isle_heap_set_thread_name(const char *name) {
 
 /* ===== Test hooks ====================================================== */
 
-const void *isle__heap_self(void) { return heap_local(); }
+const void *isle__heap_self(void) {
+  return heap_local();
+}
 
 int isle__heap_span_info(const void *p, isle__span_info_t *out) {
   if (!p || !out || !isle__arena_known(p))

@@ -12,8 +12,9 @@
  *          (small), one large block, or free (in the pool). Its descriptor is
  *          the one of its first page; a per-page array says how far back
  *          the first page is (head_off), so a pointer into a small span or
- *          to the first byte of a large block finds its span with two loads: arena = p & ~(ARENA_SIZE-1), i = (p - arena) /
- *          PAGE, then desc[i - head_off[i]].
+ *          to the first byte of a large block finds its span with two loads:
+ * arena = p & ~(ARENA_SIZE-1), i = (p - arena) / PAGE, then desc[i -
+ * head_off[i]].
  * - heap:  the per-thread allocator (isle__heap_t): for each size class a
  *          ring of spans it owns and the span it allocates from now.
  *
@@ -104,19 +105,19 @@ struct isle__span_s {
   _Atomic uintptr_t xowner_tag;
   _Atomic(isle__heap_t *) xowner; /* owning heap, NULL when abandoned */
   _Atomic uint64_t *frees;        /* small: the owner's free counter */
-  uint32_t block_size;  /* small: class size; large: usable bytes */
-  uint16_t used;        /* owner: blocks out (see invariant) */
-  uint16_t capacity;    /* blocks that fit in the span */
-  uint16_t extended;    /* blocks carved from the span so far (lazily) */
-  uint16_t npages;      /* pages in the span or free run (huge: 1) */
-  uint8_t kind;         /* enum isle__span_kind_e */
-  uint8_t cls;          /* small: size class */
-  uint8_t dirty;        /* free run: some page may hold memory */
-  uint8_t in_ring;      /* small: linked in its heap's class ring */
+  uint32_t block_size;            /* small: class size; large: usable bytes */
+  uint16_t used;                  /* owner: blocks out (see invariant) */
+  uint16_t capacity;              /* blocks that fit in the span */
+  uint16_t extended; /* blocks carved from the span so far (lazily) */
+  uint16_t npages;   /* pages in the span or free run (huge: 1) */
+  uint8_t kind;      /* enum isle__span_kind_e */
+  uint8_t cls;       /* small: size class */
+  uint8_t dirty;     /* free run: some page may hold memory */
+  uint8_t in_ring;   /* small: linked in its heap's class ring */
   /* -- second line: remote frees, and what only slow paths read -- */
   _Alignas(ISLE__CACHE_LINE) _Atomic(isle__block_t *) xfree;
-  char *start;          /* first byte of the span */
-  isle__span_t *next;   /* class ring, free bin or abandoned list */
+  char *start;        /* first byte of the span */
+  isle__span_t *next; /* class ring, free bin or abandoned list */
   isle__span_t *prev;
   char pad[ISLE__CACHE_LINE - 4 * sizeof(void *)];
 };
@@ -142,10 +143,10 @@ typedef struct isle__arena_s {
 /* Per-class state of a heap. Counters are written only by the owner, with
  * relaxed stores (no RMW), and read by anyone with relaxed loads. */
 typedef struct isle__heap_class_s {
-  isle__span_t *cur;          /* span allocating now; never NULL */
-  _Atomic uint64_t xallocs;   /* blocks handed out (+ adopted) */
-  _Atomic uint64_t xfrees;    /* blocks taken back (+ abandoned) */
-  uint32_t spans;             /* spans in the ring */
+  isle__span_t *cur;        /* span allocating now; never NULL */
+  _Atomic uint64_t xallocs; /* blocks handed out (+ adopted) */
+  _Atomic uint64_t xfrees;  /* blocks taken back (+ abandoned) */
+  uint32_t spans;           /* spans in the ring */
   uint32_t reserved;
 } isle__heap_class_t;
 
@@ -163,11 +164,11 @@ struct isle__heap_s {
   /* Owner-written counters (relaxed stores), readable by anyone. */
   _Atomic uint64_t xlarge_alloc_bytes;
   _Atomic uint64_t xlarge_alloc_count;
-  _Atomic uint64_t xlarge_free_bytes;   /* freed by the owner */
+  _Atomic uint64_t xlarge_free_bytes; /* freed by the owner */
   _Atomic uint64_t xlarge_free_count;
-  _Atomic uint64_t xsmall_span_bytes;   /* bytes of small spans held */
+  _Atomic uint64_t xsmall_span_bytes; /* bytes of small spans held */
   _Atomic uint64_t xpeak_held;
-  _Atomic uint64_t xspans;              /* small spans held */
+  _Atomic uint64_t xspans; /* small spans held */
   _Atomic uint64_t xrefills;
   _Atomic uint64_t xos_refills;
   _Atomic uint64_t xspans_returned;
@@ -181,7 +182,7 @@ struct isle__heap_s {
   _Atomic uint64_t xlarge_remote_free_count;
   /* Identity. */
   uint64_t id;
-  _Atomic uint64_t xtid;     /* kernel tid of the owner, 0 when retired */
+  _Atomic uint64_t xtid; /* kernel tid of the owner, 0 when retired */
   _Atomic int xretired;
   _Atomic uint64_t xname[2]; /* 15 chars + NUL, owner-written, relaxed */
   _Atomic(isle__heap_t *) xall_next; /* registry of every heap record */

@@ -46,18 +46,18 @@
 
 static struct {
   pthread_mutex_t lock;
-  isle__span_t *bins[BINS];       /* free runs, doubly linked */
-  uint64_t bitmap[BITMAP_WORDS];  /* bit b: bins[b] is not empty */
-  isle__arena_t *arenas;          /* regular arenas, newest first */
+  isle__span_t *bins[BINS];      /* free runs, doubly linked */
+  uint64_t bitmap[BITMAP_WORDS]; /* bit b: bins[b] is not empty */
+  isle__arena_t *arenas;         /* regular arenas, newest first */
   uint64_t last_purge_ms;
-  uint64_t dirty_pages;           /* pages in dirty free runs */
+  uint64_t dirty_pages; /* pages in dirty free runs */
   /* Read without the lock by statistics. */
-  _Atomic uint64_t xmapped;       /* bytes reserved from the OS */
-  _Atomic uint64_t xin_use;       /* bytes in spans held by heaps */
-  _Atomic uint64_t xfree_pages;   /* pages in free runs */
+  _Atomic uint64_t xmapped;     /* bytes reserved from the OS */
+  _Atomic uint64_t xin_use;     /* bytes in spans held by heaps */
+  _Atomic uint64_t xfree_pages; /* pages in free runs */
   _Atomic uint64_t xpurges;
-  _Atomic uint64_t xlimit;        /* cap on xin_use, 0 for none */
-  _Atomic uint64_t xpurge_delay;  /* ms */
+  _Atomic uint64_t xlimit;       /* cap on xin_use, 0 for none */
+  _Atomic uint64_t xpurge_delay; /* ms */
 } pool = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .xpurge_delay = 100,
@@ -93,7 +93,9 @@ static void configure(void) {
 /* Reads the environment once, before any setter or allocation can run:
  * pthread_once makes a racing isle_heap_set_limit wait for it, so the
  * environment never overwrites a value set in code. */
-static void configure_once(void) { pthread_once(&configured, configure); }
+static void configure_once(void) {
+  pthread_once(&configured, configure);
+}
 
 static void known_set(const void *base, bool on) {
   size_t i = (uintptr_t)base >> ISLE__ARENA_SHIFT;
@@ -112,7 +114,8 @@ bool isle__arena_known(const void *p) {
     return false;
   /* Acquire: pairs with the release in known_set. */
   return (atomic_load_explicit(&known[i / 64], memory_order_acquire) >>
-          (i % 64)) & 1;
+          (i % 64)) &
+         1;
 }
 
 /* `size` bytes aligned to `align` (a multiple of the page size) from mmap,
@@ -133,8 +136,8 @@ static void *map_aligned(size_t size, size_t align) {
 }
 
 static size_t arena_first_data(void) {
-  size_t header = offsetof(isle__arena_t, desc) +
-                  sizeof(isle__span_t) * ISLE__ARENA_PAGES;
+  size_t header =
+      offsetof(isle__arena_t, desc) + sizeof(isle__span_t) * ISLE__ARENA_PAGES;
   return (header + ISLE__PAGE_SIZE - 1) >> ISLE__PAGE_SHIFT;
 }
 
@@ -303,8 +306,7 @@ static void in_use_release(size_t bytes) {
   atomic_fetch_sub_explicit(&pool.xin_use, bytes, memory_order_relaxed);
 }
 
-isle__span_t *isle__pages_alloc(size_t npages, size_t align_pages,
-                                bool small) {
+isle__span_t *isle__pages_alloc(size_t npages, size_t align_pages, bool small) {
   configure_once();
   size_t bytes = npages * ISLE__PAGE_SIZE;
   if (!in_use_reserve(bytes)) {

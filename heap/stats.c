@@ -52,11 +52,12 @@ static void heap_stats(isle__heap_t *h, isle_heap_stats_t *out) {
   /* Large blocks: owner frees and remote frees, the same way. */
   uint64_t remote_bytes = load(&h->xlarge_remote_free_bytes);
   uint64_t remote_count = load(&h->xlarge_remote_free_count);
-  uint64_t live_bytes = live_count(&h->xlarge_alloc_bytes,
-                                   &h->xlarge_free_bytes);
-  uint64_t live_objects = live_count(&h->xlarge_alloc_count,
-                                     &h->xlarge_free_count);
-  out->large_live_bytes = live_bytes > remote_bytes ? live_bytes - remote_bytes : 0;
+  uint64_t live_bytes =
+      live_count(&h->xlarge_alloc_bytes, &h->xlarge_free_bytes);
+  uint64_t live_objects =
+      live_count(&h->xlarge_alloc_count, &h->xlarge_free_count);
+  out->large_live_bytes =
+      live_bytes > remote_bytes ? live_bytes - remote_bytes : 0;
   out->large_live_objects =
       live_objects > remote_count ? live_objects - remote_count : 0;
   out->live_bytes += out->large_live_bytes;
@@ -87,8 +88,8 @@ int isle_heap_stats_self(isle_heap_stats_t *out) {
 size_t isle_heap_stats_all(isle_heap_stats_t *out, size_t max) {
   size_t n = 0;
   /* Acquire: pairs with the release CAS that published each record. */
-  for (isle__heap_t *h = atomic_load_explicit(&isle__heaps,
-                                              memory_order_acquire);
+  for (isle__heap_t *h =
+           atomic_load_explicit(&isle__heaps, memory_order_acquire);
        h; h = atomic_load_explicit(&h->xall_next, memory_order_relaxed)) {
     if (out && n < max)
       heap_stats(h, &out[n]);

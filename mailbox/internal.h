@@ -28,7 +28,7 @@ struct isle_msg_s {
   isle__mb_node_t link; /* first: a node pointer is a message pointer */
   uint64_t sender;      /* the sending actor's handle, 0 for none */
   uint32_t type;
-  uint32_t size;        /* payload bytes */
+  uint32_t size; /* payload bytes */
   uint32_t flags;
   uint32_t reserved;
 };

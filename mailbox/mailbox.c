@@ -54,9 +54,8 @@
 
 #define IDLE ISLE__MB_IDLE
 #define CLOSED ISLE__MB_CLOSED
-#define COUNT(c) ((c) & ISLE__MB_COUNT_MASK)
+#define COUNT(c) ((c)&ISLE__MB_COUNT_MASK)
 #define EPOCH(c) (((c) >> ISLE__MB_EPOCH_SHIFT) & ISLE__MB_EPOCH_MASK)
-
 
 /* ===== Helpers ========================================================== */
 
@@ -151,8 +150,7 @@ isle_msg_t *isle__mbox_take(isle__mbox_t *mb) {
   /* `tail` is the last linked message. If a producer has already swapped
    * the head past it, its link is coming: try later (the window). The
    * head cannot carry IDLE here: we are consuming. */
-  if ((uintptr_t)tail !=
-      atomic_load_explicit(&mb->xhead, memory_order_acquire))
+  if ((uintptr_t)tail != atomic_load_explicit(&mb->xhead, memory_order_acquire))
     return NULL;
   /* `tail` is the head: put the stub behind it, then take it. */
   link_at_head(mb, &mb->stub);
@@ -200,9 +198,9 @@ bool isle__mbox_try_idle(isle__mbox_t *mb) {
    * reads IDLE and schedules the consumer again: whoever runs it next sees
    * everything the consumer did. Fails when a producer swapped the head
    * (it is mid-push: the consumer must run again). */
-  return atomic_compare_exchange_strong_explicit(
-      &mb->xhead, &stub, stub | IDLE, memory_order_acq_rel,
-      memory_order_relaxed);
+  return atomic_compare_exchange_strong_explicit(&mb->xhead, &stub, stub | IDLE,
+                                                 memory_order_acq_rel,
+                                                 memory_order_relaxed);
 }
 
 uint64_t isle__mbox_close(isle__mbox_t *mb) {
@@ -234,8 +232,7 @@ void isle__mbox_reopen(isle__mbox_t *mb, uint64_t epoch, uint64_t capacity) {
   mb->tail = &mb->stub;
   /* Not idle: pushes queue without scheduling until the caller, done with
    * its setup, calls isle__mbox_try_idle. */
-  atomic_store_explicit(&mb->xhead, (uintptr_t)&mb->stub,
-                        memory_order_relaxed);
+  atomic_store_explicit(&mb->xhead, (uintptr_t)&mb->stub, memory_order_relaxed);
   atomic_store_explicit(&mb->xcapacity, (uint32_t)capacity,
                         memory_order_relaxed);
   atomic_store_explicit(&mb->xuntaken, 0, memory_order_relaxed);
@@ -253,7 +250,8 @@ void isle__mbox_reopen(isle__mbox_t *mb, uint64_t epoch, uint64_t capacity) {
 bool isle__mbox_is_closed(const isle__mbox_t *mb) {
   /* Acquire: a caller that sees "closed" sees what the closer did before. */
   return atomic_load_explicit(&((isle__mbox_t *)mb)->xcount,
-                              memory_order_acquire) & CLOSED;
+                              memory_order_acquire) &
+         CLOSED;
 }
 
 uint64_t isle__mbox_count(const isle__mbox_t *mb) {

@@ -27,8 +27,14 @@ isle_msg_t *isle_msg_new(uint32_t type, size_t size) {
   return m;
 }
 
-void isle_msg_free(isle_msg_t *msg) { isle_free(msg); }
+void isle_msg_free(isle_msg_t *msg) {
+  isle_free(msg);
+}
 
-size_t isle_msg_size(const isle_msg_t *msg) { return msg->size; }
+size_t isle_msg_size(const isle_msg_t *msg) {
+  return msg->size;
+}
 
-uint32_t isle_msg_type(const isle_msg_t *msg) { return msg->type; }
+uint32_t isle_msg_type(const isle_msg_t *msg) {
+  return msg->type;
+}

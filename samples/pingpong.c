@@ -82,7 +82,8 @@ int main(int argc, char **argv) {
   isle_runtime_run(rt);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double ns = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 +
-               (double)(t1.tv_nsec - t0.tv_nsec)) / (double)trips;
+               (double)(t1.tv_nsec - t0.tv_nsec)) /
+              (double)trips;
   isle_runtime_stats_t st;
   isle_runtime_stats(rt, &st);
   printf("pingpong: %llu round trips, %.0f ns per round trip, %u workers\n",

@@ -17,8 +17,8 @@
 enum { MSG_NEXT = 1, MSG_TOKEN = 2 };
 
 typedef struct member_s {
-  isle_ref_t next;     /* where the token goes */
-  uint64_t *arrivals;  /* shared tally, written by the last member only */
+  isle_ref_t next;    /* where the token goes */
+  uint64_t *arrivals; /* shared tally, written by the last member only */
 } member_t;
 
 /* The token carries the hops still to go. */

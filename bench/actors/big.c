@@ -181,8 +181,8 @@ int main(int argc, char **argv) {
                (unsigned long long)st.messages, ACTORS,
                (unsigned long long)total, (unsigned long long)expect_msgs);
   actors_describe("big", &st);
-  fprintf(stderr, "isle big: %u actors x %llu pings to random others\n",
-          ACTORS, (unsigned long long)pings);
+  fprintf(stderr, "isle big: %u actors x %llu pings to random others\n", ACTORS,
+          (unsigned long long)pings);
   isle_runtime_free(rt);
   bench_report((double)total / ((double)(res.t1 - res.t0) * 1e-9),
                "roundtrips/s", "");

@@ -130,8 +130,7 @@ static int driver_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
       bench_fail("DONE from worker %llu: count %llu acc %016llx (expected "
                  "%llu, %016llx; reported before: %d)",
                  (unsigned long long)i, (unsigned long long)count,
-                 (unsigned long long)acc,
-                 (unsigned long long)d->a.per_worker,
+                 (unsigned long long)acc, (unsigned long long)d->a.per_worker,
                  (unsigned long long)(i < WORKERS ? d->a.expect[i] : 0),
                  i < WORKERS ? (int)(d->reported >> i & 1) : -1);
     d->reported |= 1ULL << i;
@@ -173,8 +172,7 @@ int main(int argc, char **argv) {
       st.messages != total + chunks + WORKERS)
     bench_fail("%llu DONE, %llu chunks, %llu messages; expected %u, %llu, "
                "%llu",
-               (unsigned long long)res.dones,
-               (unsigned long long)res.continues,
+               (unsigned long long)res.dones, (unsigned long long)res.continues,
                (unsigned long long)st.messages, WORKERS,
                (unsigned long long)chunks,
                (unsigned long long)(total + chunks + WORKERS));

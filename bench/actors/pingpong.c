@@ -115,9 +115,8 @@ int main(int argc, char **argv) {
   static result_t res;
 
   isle_runtime_t *rt = actors_runtime(args.workers);
-  ping_args_t pa = {.pong = actors_spawn(rt, &pong_type, &res),
-                    .n = n,
-                    .res = &res};
+  ping_args_t pa = {
+      .pong = actors_spawn(rt, &pong_type, &res), .n = n, .res = &res};
   isle_ref_t ping = actors_spawn(rt, &ping_type, &pa);
   actors_send_outside(rt, ping, MSG_START, 0);
   isle_runtime_stats_t st = actors_run(rt);

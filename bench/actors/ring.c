@@ -25,7 +25,7 @@ enum { MSG_NEXT = 1, MSG_TOKEN };
 
 typedef struct result_s {
   uint64_t t0, t1;
-  uint64_t hops;    /* the token's count at the start */
+  uint64_t hops;      /* the token's count at the start */
   int64_t stopped_at; /* member index where the token stopped */
 } result_t;
 
@@ -99,17 +99,17 @@ int main(int argc, char **argv) {
     bench_fail("token forwarded %llu times (expected %llu), stopped at "
                "member %lld (expected %llu)",
                (unsigned long long)total, (unsigned long long)hops,
-               (long long)res.stopped_at,
-               (unsigned long long)(hops % MEMBERS));
+               (long long)res.stopped_at, (unsigned long long)(hops % MEMBERS));
   if (st.messages != hops + 1 + MEMBERS)
     bench_fail("runtime counted %llu messages, expected %llu",
                (unsigned long long)st.messages,
                (unsigned long long)(hops + 1 + MEMBERS));
   actors_describe("ring", &st);
-  fprintf(stderr, "isle ring: %u members, %llu hops, token forwarded "
-                  "zero-copy\n", MEMBERS, (unsigned long long)hops);
+  fprintf(stderr,
+          "isle ring: %u members, %llu hops, token forwarded "
+          "zero-copy\n",
+          MEMBERS, (unsigned long long)hops);
   isle_runtime_free(rt);
-  bench_report((double)hops / ((double)(res.t1 - res.t0) * 1e-9), "msgs/s",
-               "");
+  bench_report((double)hops / ((double)(res.t1 - res.t0) * 1e-9), "msgs/s", "");
   return 0;
 }

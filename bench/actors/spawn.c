@@ -141,13 +141,12 @@ int main(int argc, char **argv) {
                (unsigned long long)(leaves * (leaves - 1) / 2));
   if (st.spawned != actors || st.actors_live != actors ||
       st.messages != 2 * actors - 1)
-    bench_fail("runtime: %llu spawned, %llu live, %llu messages; expected "
-               "%llu, %llu, %llu",
-               (unsigned long long)st.spawned,
-               (unsigned long long)st.actors_live,
-               (unsigned long long)st.messages, (unsigned long long)actors,
-               (unsigned long long)actors,
-               (unsigned long long)(2 * actors - 1));
+    bench_fail(
+        "runtime: %llu spawned, %llu live, %llu messages; expected "
+        "%llu, %llu, %llu",
+        (unsigned long long)st.spawned, (unsigned long long)st.actors_live,
+        (unsigned long long)st.messages, (unsigned long long)actors,
+        (unsigned long long)actors, (unsigned long long)(2 * actors - 1));
   actors_describe("spawn", &st);
   isle_runtime_free(rt);
   /* VmHWM can lag behind the real peak (per-thread RSS counters are folded

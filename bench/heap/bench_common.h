@@ -17,7 +17,7 @@
 #define BENCH_COMMON_H
 
 #include <math.h>      /* llround */
-#include <pthread.h>  /* pthread_setaffinity_np */
+#include <pthread.h>   /* pthread_setaffinity_np */
 #include <sched.h>     /* sched_yield */
 #include <stdarg.h>    /* va_list for bench_fail */
 #include <stdatomic.h> /* ring indices, barrier */

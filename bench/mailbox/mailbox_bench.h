@@ -114,8 +114,7 @@ static inline void mb_consume(const mb_payload_t *p) {
     bench_fail("message with producer id %u (pad %u)", id, p->zero);
   if (p->seq != expect[id])
     bench_fail("producer %u: got sequence %llu, expected %llu (order or loss)",
-               id, (unsigned long long)p->seq,
-               (unsigned long long)expect[id]);
+               id, (unsigned long long)p->seq, (unsigned long long)expect[id]);
   if (p->check != mb_checksum(id, p->seq))
     bench_fail("producer %u sequence %llu: checksum mismatch", id,
                (unsigned long long)p->seq);
@@ -182,7 +181,8 @@ static void mb_teardown(void) {
 #include <ck_fifo.h>
 
 #ifndef CK_F_FIFO_MPMC
-#error "ck_fifo_mpmc is not available on this platform (needs CK_F_PR_CAS_PTR_2)"
+#error                                                                         \
+    "ck_fifo_mpmc is not available on this platform (needs CK_F_PR_CAS_PTR_2)"
 #endif
 
 static ck_fifo_mpmc_t fifo __attribute__((aligned(BENCH_CACHE_LINE)));
@@ -416,12 +416,11 @@ int main(int argc, char **argv) {
     if (expect[i] != per_producer ||
         seq_sum[i] != per_producer * (per_producer - 1) / 2)
       bench_fail("producer %d: %llu messages, sequence sum %llu", i,
-                 (unsigned long long)expect[i],
-                 (unsigned long long)seq_sum[i]);
+                 (unsigned long long)expect[i], (unsigned long long)seq_sum[i]);
   bench_check_all_freed();
 
-  fprintf(stderr, "%s: %d producer(s) x %llu messages;", MB_IMPL,
-          MB_PRODUCERS, (unsigned long long)per_producer);
+  fprintf(stderr, "%s: %d producer(s) x %llu messages;", MB_IMPL, MB_PRODUCERS,
+          (unsigned long long)per_producer);
   for (int i = 0; i < MB_PRODUCERS; i++)
     fprintf(stderr, " producer %d on CPU %d,", i, cpu_of[i]);
   fprintf(stderr, " consumer on CPU %d; consumer pops %s\n",

@@ -48,8 +48,8 @@ typedef struct isle_ctx_s isle_ctx_t;
 #define ISLE_STOP 1
 
 typedef struct isle_actor_type_s {
-  const char *name;   /* for stall reports and statistics */
-  size_t state_size;  /* bytes of state, zeroed, 16-byte aligned */
+  const char *name;  /* for stall reports and statistics */
+  size_t state_size; /* bytes of state, zeroed, 16-byte aligned */
   /* Runs inside the spawn call, on the spawning thread; `arg` is the
    * spawn argument. Non-zero fails the spawn (a negative code is
    * returned as is, a positive one as ISLE_EINVAL). May be NULL. */
@@ -72,14 +72,14 @@ typedef void (*isle_stall_fn)(const char *type_name, unsigned worker,
                               uint64_t ms, void *arg);
 
 typedef struct isle_runtime_config_s {
-  unsigned workers;     /* worker threads; 0: one per online CPU */
-  unsigned batch;       /* messages per actor turn; 0: 64 */
-  size_t heap_limit;    /* if not 0, isle_heap_set_limit(heap_limit) */
-  bool pin_workers;     /* pin worker i to CPU i (mod CPUs) */
-  uint32_t stall_ms;    /* stall report threshold; 0: 1000; UINT32_MAX: off */
+  unsigned workers;       /* worker threads; 0: one per online CPU */
+  unsigned batch;         /* messages per actor turn; 0: 64 */
+  size_t heap_limit;      /* if not 0, isle_heap_set_limit(heap_limit) */
+  bool pin_workers;       /* pin worker i to CPU i (mod CPUs) */
+  uint32_t stall_ms;      /* stall report threshold; 0: 1000; UINT32_MAX: off */
   isle_stall_fn on_stall; /* NULL: a line on stderr */
   void *stall_arg;
-  uint32_t max_actors;  /* live actors at once; 0: 4,194,304 */
+  uint32_t max_actors; /* live actors at once; 0: 4,194,304 */
 } isle_runtime_config_t;
 
 typedef struct isle_runtime_stats_s {
@@ -92,9 +92,9 @@ typedef struct isle_runtime_stats_s {
                             freed unread when their actor ended */
   uint64_t messages;     /* receive calls */
   uint64_t turns;
-  uint64_t steals;       /* actors taken from another worker's queue */
-  uint64_t parks;        /* times a worker went to sleep */
-  uint64_t stalls;       /* stall reports */
+  uint64_t steals; /* actors taken from another worker's queue */
+  uint64_t parks;  /* times a worker went to sleep */
+  uint64_t stalls; /* stall reports */
 } isle_runtime_stats_t;
 
 /* ===== The runtime — any thread ========================================== */

@@ -107,21 +107,21 @@ typedef struct isle_heap_class_stats_s {
  * thread: a later thread may take the retired record over, and its
  * counters (refills, remote frees, ...) go on from where they were. */
 typedef struct isle_heap_stats_s {
-  uint64_t heap_id;     /* stable id of this heap record, from 1 */
-  uint64_t thread_id;   /* kernel tid of the owning thread; 0 when retired */
-  char name[16];        /* thread name given by isle_heap_set_thread_name */
-  int retired;          /* 1 when the owning thread has exited */
-  uint64_t live_bytes;  /* small live bytes (by class) + large live bytes */
+  uint64_t heap_id;    /* stable id of this heap record, from 1 */
+  uint64_t thread_id;  /* kernel tid of the owning thread; 0 when retired */
+  char name[16];       /* thread name given by isle_heap_set_thread_name */
+  int retired;         /* 1 when the owning thread has exited */
+  uint64_t live_bytes; /* small live bytes (by class) + large live bytes */
   uint64_t live_objects;
-  uint64_t large_live_bytes;   /* of which in large blocks */
+  uint64_t large_live_bytes; /* of which in large blocks */
   uint64_t large_live_objects;
-  uint64_t held_bytes;         /* bytes of the spans this heap holds */
-  uint64_t peak_held_bytes;    /* the highest held_bytes so far */
+  uint64_t held_bytes;      /* bytes of the spans this heap holds */
+  uint64_t peak_held_bytes; /* the highest held_bytes so far */
   uint64_t spans_held;
-  uint64_t refills;            /* spans taken from the global chain */
-  uint64_t os_refills;         /* spans carved from fresh OS memory */
-  uint64_t spans_returned;     /* empty spans given back to the chain */
-  uint64_t spans_adopted;      /* spans adopted from exited threads */
+  uint64_t refills;               /* spans taken from the global chain */
+  uint64_t os_refills;            /* spans carved from fresh OS memory */
+  uint64_t spans_returned;        /* empty spans given back to the chain */
+  uint64_t spans_adopted;         /* spans adopted from exited threads */
   uint64_t remote_frees_sent;     /* blocks of other heaps freed here */
   uint64_t remote_frees_received; /* blocks of this heap freed elsewhere */
   uint64_t remote_batches_sent;   /* batches those blocks travelled in */
@@ -130,15 +130,15 @@ typedef struct isle_heap_stats_s {
 
 /* Process-wide figures. */
 typedef struct isle_heap_global_stats_s {
-  uint64_t mapped_bytes;    /* address space reserved from the OS */
-  uint64_t in_use_bytes;    /* bytes in spans held by heaps, counted by the cap */
-  uint64_t free_bytes;      /* bytes in free spans of the global chain */
-  uint64_t purged_bytes;    /* of free_bytes, those returned to the OS */
-  uint64_t abandoned_spans; /* spans waiting for adoption */
+  uint64_t mapped_bytes; /* address space reserved from the OS */
+  uint64_t in_use_bytes; /* bytes in spans held by heaps, counted by the cap */
+  uint64_t free_bytes;   /* bytes in free spans of the global chain */
+  uint64_t purged_bytes; /* of free_bytes, those returned to the OS */
+  uint64_t abandoned_spans;      /* spans waiting for adoption */
   uint64_t abandoned_live_bytes; /* bytes live in those spans */
-  uint64_t limit_bytes;     /* the cap, 0 when none */
-  uint64_t heaps;           /* heap records ever created (live + retired) */
-  uint64_t purges;          /* madvise calls made */
+  uint64_t limit_bytes;          /* the cap, 0 when none */
+  uint64_t heaps;  /* heap records ever created (live + retired) */
+  uint64_t purges; /* madvise calls made */
 } isle_heap_global_stats_t;
 
 /* Copies the calling thread's heap counters into *out (creating the heap if

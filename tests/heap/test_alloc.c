@@ -11,7 +11,6 @@
 #include "isle/heap.h"
 #include "support.h"
 
-
 /* ===== Helpers ========================================================== */
 
 typedef struct held_s {

@@ -21,7 +21,6 @@
 #include "isle/heap.h"
 #include "support.h"
 
-
 /* ===== Running a case in a child ======================================== */
 
 #if defined(ISLE_DEBUG) && (ISLE_DEBUG + 0)

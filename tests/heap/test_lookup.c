@@ -18,7 +18,6 @@
 #include "isle/heap.h"
 #include "support.h"
 
-
 /* ===== Helpers ========================================================== */
 
 static isle__span_info_t info_of(const void *p) {

@@ -14,7 +14,6 @@
 #include "isle/heap.h"
 #include "support.h"
 
-
 static int teardown_defaults(void **state) {
   (void)state;
   isle_heap_set_purge_delay(100);

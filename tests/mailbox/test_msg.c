@@ -183,7 +183,8 @@ int main(void) {
       cmocka_unit_test(test_msg_new_accepts_size_zero),
       cmocka_unit_test(test_msg_new_fails_with_einval_above_max_size),
       cmocka_unit_test_teardown(
-          test_msg_new_fails_with_enomem_at_the_heap_limit, support_teardown_limit),
+          test_msg_new_fails_with_enomem_at_the_heap_limit,
+          support_teardown_limit),
       cmocka_unit_test(test_msg_free_ignores_null),
       cmocka_unit_test(test_msg_freed_by_another_thread_returns_to_its_heap),
   };
