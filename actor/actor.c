@@ -103,8 +103,10 @@ static int send_from(isle_runtime_t *rt, isle__worker_t *w, isle_ref_t from,
     return ISLE_EINVAL;
   uint32_t index = (uint32_t)to - 1;
   uint32_t gen = (uint32_t)(to >> 32);
-  if ((uint32_t)to == 0 || gen == 0 || index >= rt->cfg.max_actors ||
-      index >= atomic_load_explicit(&rt->xslots_used, memory_order_relaxed))
+  /* No look at xslots_used (a line spawns write): a slot never used has
+   * generation 0 (the table is mapped zeroed), so the check below refuses
+   * it before its mailbox is touched. */
+  if ((uint32_t)to == 0 || gen == 0 || index >= rt->cfg.max_actors)
     return ISLE_EINVAL;
   isle__slot_t *s = &rt->slots[index];
   /* A generation the slot has not reached was never given out. Relaxed:
