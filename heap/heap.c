@@ -148,9 +148,12 @@ static isle__heap_t *heap_init_local(void) {
     /* The mapping is zeroed: every counter starts at 0. */
     for (unsigned c = 0; c < ISLE__CLASSES; c++)
       h->cls[c].cur = &isle__empty_span;
-    h->id =
+    /* Relaxed: published with the record by the release CAS below. */
+    atomic_store_explicit(
+        &h->xid,
         atomic_fetch_add_explicit(&isle__heap_count, 1, memory_order_relaxed) +
-        1;
+            1,
+        memory_order_relaxed);
     /* Release: publishes the initialised record to registry walkers,
      * which load the list head with acquire. */
     isle__heap_t *head =
@@ -160,12 +163,17 @@ static isle__heap_t *heap_init_local(void) {
     } while (!atomic_compare_exchange_weak_explicit(
         &isle__heaps, &head, h, memory_order_release, memory_order_relaxed));
   }
-  atomic_store_explicit(&h->xtid, (uint64_t)syscall(SYS_gettid),
-                        memory_order_relaxed);
+  uint64_t tid = (uint64_t)syscall(SYS_gettid);
+  atomic_store_explicit(&h->xtid, tid, memory_order_relaxed);
   atomic_store_explicit(&h->xretired, 0, memory_order_relaxed);
-  set_name_local(h, "");
+  /* The main thread's tid is the process id: name it, so that profiles
+   * read naturally without the program naming it. */
+  set_name_local(h, tid == (uint64_t)getpid() ? "main" : "");
   tl_heap = h;
   pthread_setspecific(chain.key, h);
+  /* After the heap is installed: the sampler it may start reads the
+   * registry, and this thread must be able to allocate meanwhile. */
+  isle__profile_autostart();
   return h;
 }
 
@@ -262,6 +270,29 @@ static void note_collected_local(isle__heap_t *h, isle__span_t *s, uint32_t n) {
     return;
   isle__counter_add(&h->cls[s->cls].xfrees, n);
   isle__counter_add(&h->xremote_received, n);
+  isle__counter_add(&h->xremote_received_bytes, (uint64_t)n * s->block_size);
+}
+
+/* The flow-matrix column of blocks owned by `owner` (NULL: abandoned). */
+static unsigned flow_col(isle__heap_t *owner) {
+  if (!owner)
+    return 0;
+  /* Relaxed: see xid in internal.h; records are never unmapped, so the
+   * pointer stays readable even if the span changes owner meanwhile. */
+  uint64_t id = atomic_load_explicit(&owner->xid, memory_order_relaxed);
+  return id <= ISLE_HEAP_FLOW_MAX_ID ? (unsigned)id : 0;
+}
+
+/* Counts `blocks` blocks (`bytes` bytes) of `owner`'s heap as freed by
+ * `h`, the calling thread's heap: its sent counters and its flow row.
+ * Called once per batch (or large block), never per small block. */
+static void note_sent_local(isle__heap_t *h, isle__heap_t *owner,
+                            uint64_t blocks, uint64_t bytes) {
+  unsigned col = flow_col(owner);
+  isle__counter_add(&h->xremote_sent, blocks);
+  isle__counter_add(&h->xremote_sent_bytes, bytes);
+  isle__counter_add(&h->xflow_blocks[col], blocks);
+  isle__counter_add(&h->xflow_bytes[col], bytes);
 }
 
 /* Pushes the chain head..tail (linked by the caller) onto s's remote list
@@ -281,6 +312,12 @@ static void batch_flush(isle__heap_t *h, isle__remote_batch_t *rb) {
   isle__span_t *s = rb->span;
   if (!s)
     return;
+  /* Before the push: once the blocks are on xfree the owner may take them
+   * in and give the span back. Relaxed: only the id is wanted, and an
+   * owner that changes meanwhile (abandonment, adoption) is still a heap
+   * that held these blocks. */
+  note_sent_local(h, atomic_load_explicit(&s->xowner, memory_order_relaxed),
+                  rb->count, (uint64_t)rb->count * s->block_size);
   xfree_push(s, rb->head, rb->tail);
   isle__counter_add(&h->xremote_batches, 1);
   rb->span = NULL;
@@ -310,7 +347,6 @@ static void free_remote_local(isle__heap_t *h, isle__span_t *s,
   }
   rb->head = b;
   rb->count++;
-  isle__counter_add(&h->xremote_sent, 1);
   if (rb->count >= ISLE_REMOTE_BATCH)
     batch_flush(h, rb);
 }
@@ -565,6 +601,10 @@ static void free_large(isle__heap_t *h, isle__span_t *s) {
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&owner->xlarge_remote_free_count, 1,
                               memory_order_relaxed);
+    /* The static empty heap is shared by every heapless thread: it keeps
+     * no counters. */
+    if (h != &isle__empty_heap)
+      note_sent_local(h, owner, 1, usable);
   }
   if (s->kind == ISLE__SPAN_HUGE)
     isle__huge_free(s);
@@ -684,6 +724,14 @@ static void sweep_abandoned(void) {
       }
     }
   }
+}
+
+void isle__heap_note_os_return(uint64_t bytes) {
+  isle__heap_t *h = tl_heap;
+  if (h == &isle__empty_heap)
+    return;
+  isle__counter_add(&h->xos_returned_bytes, bytes);
+  isle__counter_add(&h->xos_returns, 1);
 }
 
 /* ===== Public functions ================================================ */

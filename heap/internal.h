@@ -64,6 +64,10 @@
 
 #define ISLE__CACHE_LINE 64
 
+/* Columns of a heap's flow row (see isle__heap_s): column 0 collects the
+ * blocks whose owner was unknown or had an id past the last column. */
+#define ISLE__FLOW_COLS (ISLE_HEAP_FLOW_MAX_ID + 1)
+
 /* ===== Types ============================================================ */
 
 typedef struct isle__block_s {
@@ -173,15 +177,27 @@ struct isle__heap_s {
   _Atomic uint64_t xos_refills;
   _Atomic uint64_t xspans_returned;
   _Atomic uint64_t xspans_adopted;
-  _Atomic uint64_t xremote_sent;
-  _Atomic uint64_t xremote_received;
+  _Atomic uint64_t xremote_sent; /* counted when a batch is handed over */
+  _Atomic uint64_t xremote_sent_bytes;
+  _Atomic uint64_t xremote_received; /* small blocks taken in */
+  _Atomic uint64_t xremote_received_bytes;
   _Atomic uint64_t xremote_batches;
+  _Atomic uint64_t xos_returned_bytes; /* purged or unmapped by this thread */
+  _Atomic uint64_t xos_returns;
   /* Written by other threads (fetch_add): large blocks of this heap they
    * freed. Relaxed: pure counters, nothing is published through them. */
   _Atomic uint64_t xlarge_remote_free_bytes;
   _Atomic uint64_t xlarge_remote_free_count;
-  /* Identity. */
-  uint64_t id;
+  /* The flow row: blocks of heap j (column j, by heap id) this thread
+   * freed, counted when their batch is handed over (large blocks at the
+   * free). Owner-written, relaxed, like the counters above. */
+  _Atomic uint64_t xflow_bytes[ISLE__FLOW_COLS];
+  _Atomic uint64_t xflow_blocks[ISLE__FLOW_COLS];
+  /* Identity. Atomic (relaxed) because a thread that frees a block reads
+   * its owner's id without having synchronised with the owner's creation
+   * (an adopter it never met); written once, before the record is
+   * published. */
+  _Atomic uint64_t xid;
   _Atomic uint64_t xtid; /* kernel tid of the owner, 0 when retired */
   _Atomic int xretired;
   _Atomic uint64_t xname[2]; /* 15 chars + NUL, owner-written, relaxed */
@@ -259,6 +275,10 @@ extern _Atomic uint64_t isle__heap_count;
 extern _Atomic uint64_t isle__abandoned_spans;
 extern _Atomic uint64_t isle__abandoned_live_bytes;
 
+/* Counts `bytes` given back to the OS (madvise or munmap) by the calling
+ * thread against its heap, if it has one. Called by pages.c. */
+void isle__heap_note_os_return(uint64_t bytes);
+
 /* Aborts with a message (naming the pointer when one is given). */
 _Noreturn void isle__heap_abort(const char *what, const void *ptr);
 
@@ -286,6 +306,12 @@ static inline void isle__counter_add(_Atomic uint64_t *c, uint64_t n) {
 static inline uint64_t isle__counter_get(_Atomic uint64_t *c) {
   return atomic_load_explicit(c, memory_order_relaxed);
 }
+
+/* ===== profile.c ======================================================= */
+
+/* Starts the sampler once per process when ISLE_PROFILE names a file.
+ * Called by the first thread heap's creation; cheap after the first call. */
+void isle__profile_autostart(void);
 
 /* ===== Test hooks ====================================================== */
 

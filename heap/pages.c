@@ -245,6 +245,7 @@ static void purge_locked(bool force) {
       if (!r->dirty || (!force && now - r->free_since < delay))
         continue;
       madvise(r->start, (size_t)r->npages * ISLE__PAGE_SIZE, MADV_DONTNEED);
+      isle__heap_note_os_return((uint64_t)r->npages * ISLE__PAGE_SIZE);
       r->dirty = 0;
       pool.dirty_pages -= r->npages;
       atomic_fetch_add_explicit(&pool.xpurges, 1, memory_order_relaxed);
@@ -488,6 +489,7 @@ void isle__huge_free(isle__span_t *s) {
    * mapping at this address would inherit the freed block's poison. */
   isle__track_pages_free(a, map_bytes);
   munmap(a, map_bytes);
+  isle__heap_note_os_return(map_bytes);
   atomic_fetch_sub_explicit(&pool.xmapped, map_bytes, memory_order_relaxed);
   in_use_release(map_bytes);
 }

@@ -35,7 +35,7 @@ static uint64_t live_count(_Atomic uint64_t *allocs, _Atomic uint64_t *frees) {
 
 static void heap_stats(isle__heap_t *h, isle_heap_stats_t *out) {
   memset(out, 0, sizeof *out);
-  out->heap_id = h->id;
+  out->heap_id = load(&h->xid);
   out->thread_id = load(&h->xtid);
   out->retired = atomic_load_explicit(&h->xretired, memory_order_relaxed);
   uint64_t name[2] = {load(&h->xname[0]), load(&h->xname[1])};
@@ -71,8 +71,23 @@ static void heap_stats(isle__heap_t *h, isle_heap_stats_t *out) {
   out->spans_returned = load(&h->xspans_returned);
   out->spans_adopted = load(&h->xspans_adopted);
   out->remote_frees_sent = load(&h->xremote_sent);
-  out->remote_frees_received = load(&h->xremote_received);
+  out->remote_bytes_sent = load(&h->xremote_sent_bytes);
+  out->remote_frees_received = load(&h->xremote_received) + remote_count;
+  out->remote_bytes_received = load(&h->xremote_received_bytes) + remote_bytes;
   out->remote_batches_sent = load(&h->xremote_batches);
+  out->os_returned_bytes = load(&h->xos_returned_bytes);
+  out->os_returns = load(&h->xos_returns);
+}
+
+/* The first heap record of the registry. Acquire: pairs with the release
+ * CAS that published each record, so its id and counters' addresses are
+ * seen initialised. */
+static isle__heap_t *registry_first(void) {
+  return atomic_load_explicit(&isle__heaps, memory_order_acquire);
+}
+
+static isle__heap_t *registry_next(isle__heap_t *h) {
+  return atomic_load_explicit(&h->xall_next, memory_order_relaxed);
 }
 
 int isle_heap_stats_self(isle_heap_stats_t *out) {
@@ -87,13 +102,33 @@ int isle_heap_stats_self(isle_heap_stats_t *out) {
 
 size_t isle_heap_stats_all(isle_heap_stats_t *out, size_t max) {
   size_t n = 0;
-  /* Acquire: pairs with the release CAS that published each record. */
-  for (isle__heap_t *h =
-           atomic_load_explicit(&isle__heaps, memory_order_acquire);
-       h; h = atomic_load_explicit(&h->xall_next, memory_order_relaxed)) {
+  for (isle__heap_t *h = registry_first(); h; h = registry_next(h)) {
     if (out && n < max)
       heap_stats(h, &out[n]);
     n++;
+  }
+  return n;
+}
+
+size_t isle_heap_flow(isle_heap_flow_t *out, size_t max) {
+  size_t n = 0;
+  for (isle__heap_t *h = registry_first(); h; h = registry_next(h)) {
+    uint64_t to = load(&h->xid);
+    for (unsigned col = 0; col < ISLE__FLOW_COLS; col++) {
+      /* Like every counter here, each value is exact for a recent
+       * moment; while the row's owner frees, blocks and bytes may be one
+       * batch apart. */
+      uint64_t blocks = load(&h->xflow_blocks[col]);
+      uint64_t bytes = load(&h->xflow_bytes[col]);
+      if (blocks == 0 && bytes == 0)
+        continue;
+      if (out && n < max)
+        out[n] = (isle_heap_flow_t){.from_heap_id = col,
+                                    .to_heap_id = to,
+                                    .bytes = bytes,
+                                    .blocks = blocks};
+      n++;
+    }
   }
   return n;
 }

@@ -118,13 +118,26 @@ typedef struct isle_heap_stats_s {
   uint64_t held_bytes;      /* bytes of the spans this heap holds */
   uint64_t peak_held_bytes; /* the highest held_bytes so far */
   uint64_t spans_held;
-  uint64_t refills;               /* spans taken from the global chain */
-  uint64_t os_refills;            /* spans carved from fresh OS memory */
-  uint64_t spans_returned;        /* empty spans given back to the chain */
-  uint64_t spans_adopted;         /* spans adopted from exited threads */
-  uint64_t remote_frees_sent;     /* blocks of other heaps freed here */
-  uint64_t remote_frees_received; /* blocks of this heap freed elsewhere */
-  uint64_t remote_batches_sent;   /* batches those blocks travelled in */
+  uint64_t refills;        /* spans taken from the global chain */
+  uint64_t os_refills;     /* spans carved from fresh OS memory */
+  uint64_t spans_returned; /* empty spans given back to the chain */
+  uint64_t spans_adopted;  /* spans adopted from exited threads */
+  /* Blocks (small and large) of other heaps this thread freed, counted
+   * when handed over: a small block when its batch leaves (a full or
+   * evicted batch, the allocation slow path, isle_heap_collect, thread
+   * exit), a large one at once. */
+  uint64_t remote_frees_sent;
+  uint64_t remote_bytes_sent;
+  /* Blocks of this heap other threads freed: small ones once this heap has
+   * taken them in (slow path or isle_heap_collect), large ones at once. */
+  uint64_t remote_frees_received;
+  uint64_t remote_bytes_received;
+  uint64_t remote_batches_sent; /* batches the small blocks travelled in */
+  /* Bytes this thread's calls gave back to the OS (purges of free pages it
+   * ran, huge blocks it unmapped) and how many madvise/munmap calls. The
+   * page pool is shared, so this says who returned memory, not whose. */
+  uint64_t os_returned_bytes;
+  uint64_t os_returns;
   isle_heap_class_stats_t classes[ISLE_HEAP_CLASS_COUNT];
 } isle_heap_stats_t;
 
@@ -165,9 +178,63 @@ size_t isle_heap_class_size(unsigned cls);
 int isle_heap_size_class(size_t size);
 
 /* Names the calling thread's heap in statistics and profiles ("worker-0").
- * Longer names are cut to 15 bytes. Returns 0, ISLE_EINVAL for NULL, or
- * ISLE_ENOMEM when no heap record could be mapped. */
+ * Longer names are cut to 15 bytes. A heap starts unnamed (""), except the
+ * process's main thread's, which starts as "main". Returns 0, ISLE_EINVAL
+ * for NULL, or ISLE_ENOMEM when no heap record could be mapped. */
 int isle_heap_set_thread_name(const char *name);
+
+/* ===== Flow matrix — any thread, without stopping the owners ========== */
+
+/* Heap ids up to this get a column of their own in the flow matrix; blocks
+ * of heaps with larger ids count under from_heap_id 0. Records of exited
+ * threads are reused, so ids stay near the most threads alive at once. */
+#define ISLE_HEAP_FLOW_MAX_ID 127
+
+/* One cell of the flow matrix: blocks allocated from heap `from_heap_id`
+ * and freed by the thread of heap `to_heap_id` (a remote free). */
+typedef struct isle_heap_flow_s {
+  uint64_t from_heap_id; /* the blocks' heap; 0: unknown (its thread had
+                            exited and no heap owned the span) or an id
+                            past ISLE_HEAP_FLOW_MAX_ID */
+  uint64_t to_heap_id;   /* the heap of the freeing thread */
+  uint64_t bytes;        /* block sizes (class size or usable bytes) */
+  uint64_t blocks;
+} isle_heap_flow_t;
+
+/* Copies up to `max` non-zero cells of the flow matrix into out[0..max),
+ * rows (to_heap_id) in registry order, columns by increasing from_heap_id.
+ * Returns how many non-zero cells exist, which may exceed `max`: call again
+ * with a larger array. A cell grows when the freeing thread hands its
+ * blocks over (see remote_frees_sent), so a row sums to that heap's
+ * remote_bytes_sent and remote_frees_sent. Frees by a thread that has no
+ * heap (it never allocated nor named itself) are in no row. `out` may be
+ * NULL when `max` is 0. Can't fail. Ownership: `out` is the caller's;
+ * nothing is allocated. */
+size_t isle_heap_flow(isle_heap_flow_t *out, size_t max);
+
+/* ===== Profiling — any thread ========================================= */
+
+/* Starts the sampler: a thread that writes a snapshot of every heap's
+ * statistics and the flow matrix to `path` (created or truncated) every
+ * `interval_ms` milliseconds, one JSON object per line, and a final one
+ * at isle_profile_stop or process exit (docs/profiling.md gives the
+ * format). The environment variable ISLE_PROFILE=path starts it by itself
+ * when the first thread heap is created, with ISLE_PROFILE_INTERVAL_MS
+ * (default 10). The sampler never allocates from the isle heap and owns
+ * no heap record. Returns 0; ISLE_EINVAL for a NULL or empty path or an
+ * interval of 0; ISLE_EBUSY when a sampler is already running; ISLE_EIO
+ * when the file cannot be opened; ISLE_ENOMEM when the thread cannot be
+ * started. On failure nothing runs and no file is left open. Ownership:
+ * `path` is copied; the file belongs to the sampler until stop. */
+int isle_profile_start(const char *path, unsigned interval_ms);
+
+/* Stops the sampler: writes the final snapshot, closes the file and joins
+ * the thread. Returns 0; ISLE_ESTATE when no sampler runs; ISLE_EIO when a
+ * write failed at any point (the file is closed all the same). */
+int isle_profile_stop(void);
+
+/* Whether a sampler is running. Can't fail. */
+int isle_profile_running(void);
 
 #ifdef __cplusplus
 }
