@@ -23,6 +23,7 @@
 
 #include "internal.h"
 #include "isle/heap.h"
+#include "isle/lifecycle.h"
 
 /* ===== Helpers ========================================================= */
 
@@ -97,10 +98,7 @@ static void schedule(isle_runtime_t *rt, isle__worker_t *w, isle__actor_t *a) {
     isle__sched_global(rt, a);
 }
 
-static int send_from(isle_runtime_t *rt, isle__worker_t *w, isle_ref_t from,
-                     isle_ref_t to, isle_msg_t *msg) {
-  if (!rt || !msg)
-    return ISLE_EINVAL;
+int isle__ref_check(isle_runtime_t *rt, isle_ref_t to) {
   uint32_t index = (uint32_t)to - 1;
   uint32_t gen = (uint32_t)(to >> 32);
   /* No look at xslots_used (a line spawns write): a slot never used has
@@ -108,13 +106,24 @@ static int send_from(isle_runtime_t *rt, isle__worker_t *w, isle_ref_t from,
    * it before its mailbox is touched. */
   if ((uint32_t)to == 0 || gen == 0 || index >= rt->cfg.max_actors)
     return ISLE_EINVAL;
-  isle__slot_t *s = &rt->slots[index];
-  /* A generation the slot has not reached was never given out. Relaxed:
-   * the generation only grows; a stale read can only say "not yet", for a
-   * handle the caller cannot have obtained from this spawn. Acquire: pairs
-   * with the release store in spawn, which follows the slot's setup. */
-  if (gen > atomic_load_explicit(&s->xgen, memory_order_acquire))
+  /* A generation the slot has not reached was never given out. Acquire:
+   * pairs with the release store in spawn, which follows the slot's
+   * setup; the generation only grows, so a stale read can only say "not
+   * yet", for a handle the caller cannot have obtained from that spawn. */
+  if (gen > atomic_load_explicit(&rt->slots[index].xgen, memory_order_acquire))
     return ISLE_EINVAL;
+  return 0;
+}
+
+int isle__send(isle_runtime_t *rt, isle__worker_t *w, isle_ref_t from,
+               isle_ref_t to, isle_msg_t *msg) {
+  if (!rt || !msg)
+    return ISLE_EINVAL;
+  int bad = isle__ref_check(rt, to);
+  if (bad)
+    return bad;
+  isle__slot_t *s = isle__slot_of(rt, to);
+  uint32_t gen = (uint32_t)(to >> 32);
   uint64_t old_sender = msg->sender;
   msg->sender = from;
   bool was_idle = false;
@@ -134,14 +143,61 @@ static int send_from(isle_runtime_t *rt, isle__worker_t *w, isle_ref_t from,
   return 0;
 }
 
+/* ----- Ending ---------------------------------------------------------- */
+
+typedef struct drain_arg_s {
+  isle_ctx_t *ctx;
+  int reason;
+  bool notify;
+  uint64_t dead;
+} drain_arg_t;
+
+static void drain_one(isle_msg_t *m, void *arg) {
+  drain_arg_t *d = arg;
+  if (isle__life_drained(d->ctx, m, d->reason, d->notify))
+    d->dead++;
+}
+
+/* Ends `a` with `reason`. `notify`: tell monitors and links (not at
+ * teardown, when nothing will run again). `counted`: it was counted
+ * live (spawn finished). */
+static void actor_end(isle_runtime_t *rt, isle__worker_t *w, isle__actor_t *a,
+                      int reason, bool notify, bool counted) {
+  isle__slot_t *s = isle__slot_of(rt, a->self);
+  isle_ctx_t ctx = {.rt = rt, .worker = w, .actor = a};
+  drain_arg_t d = {.ctx = &ctx, .reason = reason, .notify = notify};
+  /* Closing first: from here on, requests to this actor fail with
+   * ISLE_EDEAD at their sender, and the drain answers those that got in. */
+  isle__mbox_close(&s->mbox, drain_one, &d);
+  counter_inc(&rt->xdead_letters, d.dead);
+  /* seq_cst loads, after the seq_cst close: see names.c and timer.c. */
+  uint32_t flags = atomic_load_explicit(&s->xflags, memory_order_seq_cst);
+  if (flags & ISLE__SLOT_NAMED)
+    isle__names_forget(rt, a->self); /* before links hear (restarts) */
+  if (counted && a->type->finalize)
+    a->type->finalize(&ctx, a->state);
+  isle__life_end(&ctx, reason, notify);
+  if (flags & ISLE__SLOT_TIMED)
+    isle__timers_forget(rt, a->self);
+  atomic_store_explicit(&s->xactor, NULL, memory_order_relaxed);
+  isle_free(a);
+  slot_free(rt, s);
+  if (counted) {
+    counter_inc(reason < 0 ? &rt->xfailed : &rt->xstopped, 1);
+    atomic_fetch_sub_explicit(&rt->xlive, 1, memory_order_relaxed);
+  }
+}
+
 /* ----- Spawning -------------------------------------------------------- */
 
-static int spawn_from(isle_runtime_t *rt, isle__worker_t *w,
-                      const isle_actor_type_t *type, const void *arg,
-                      isle_ref_t *out) {
+int isle__spawn(isle_runtime_t *rt, isle_ctx_t *parent,
+                const isle_actor_type_t *type, const void *arg, bool link,
+                isle_ref_t *out) {
   if (!rt || !type || !type->receive ||
-      type->mailbox_capacity > ISLE_MAILBOX_MAX_CAPACITY)
+      type->mailbox_capacity > ISLE_MAILBOX_MAX_CAPACITY ||
+      (link && (!parent || !parent->actor)))
     return ISLE_EINVAL;
+  isle__worker_t *w = parent ? parent->worker : NULL;
   uint32_t index;
   isle__slot_t *s = slot_alloc(rt, &index);
   if (!s)
@@ -157,9 +213,10 @@ static int spawn_from(isle_runtime_t *rt, isle__worker_t *w,
   uint32_t gen = atomic_load_explicit(&s->xgen, memory_order_relaxed) + 1;
   atomic_store_explicit(&s->xgen, gen, memory_order_release);
   a->type = type;
-  a->slot = s;
+  a->life = NULL;
   a->self = make_ref(index, gen);
   a->global_next = NULL;
+  atomic_store_explicit(&s->xflags, 0, memory_order_relaxed);
   atomic_store_explicit(&s->xactor, a, memory_order_relaxed);
   /* Open for sends, but not idle: a send during init queues without
    * scheduling the actor, which is not runnable until init is done. */
@@ -168,15 +225,21 @@ static int spawn_from(isle_runtime_t *rt, isle__worker_t *w,
     isle_ctx_t ctx = {.rt = rt, .worker = w, .actor = a};
     int rc = type->init(&ctx, a->state, arg);
     if (rc != 0) {
-      counter_inc(&rt->xdead_letters, isle__mbox_close(&s->mbox));
-      atomic_store_explicit(&s->xactor, NULL, memory_order_relaxed);
-      isle_free(a);
-      slot_free(rt, s);
+      /* Never seen alive: whoever it monitored or linked to in init hears
+       * of it as of any exit, with init's error. */
+      actor_end(rt, w, a, rc < 0 ? rc : ISLE_EINVAL, false, false);
       return rc < 0 ? rc : ISLE_EINVAL;
     }
   }
   counter_inc(&rt->xspawned, 1);
   counter_inc(&rt->xlive, 1);
+  if (link) {
+    int rc = isle__life_link_child(parent, a);
+    if (rc != 0) {
+      actor_end(rt, w, a, rc, true, true);
+      return rc;
+    }
+  }
   if (out)
     *out = a->self;
   /* Messages sent during init: run them; else the actor idles. */
@@ -185,32 +248,16 @@ static int spawn_from(isle_runtime_t *rt, isle__worker_t *w,
   return 0;
 }
 
-/* ----- Ending ---------------------------------------------------------- */
-
-static void actor_end(isle_runtime_t *rt, isle__worker_t *w, isle__actor_t *a,
-                      int reason) {
-  isle__slot_t *s = a->slot;
-  counter_inc(&rt->xdead_letters, isle__mbox_close(&s->mbox));
-  if (a->type->finalize) {
-    isle_ctx_t ctx = {.rt = rt, .worker = w, .actor = a};
-    a->type->finalize(&ctx, a->state);
-  }
-  atomic_store_explicit(&s->xactor, NULL, memory_order_relaxed);
-  isle_free(a);
-  slot_free(rt, s);
-  counter_inc(reason < 0 ? &rt->xfailed : &rt->xstopped, 1);
-  atomic_fetch_sub_explicit(&rt->xlive, 1, memory_order_relaxed);
-}
-
 /* ===== Internal functions ============================================== */
 
 void isle__actor_turn(isle__worker_t *w, isle__actor_t *a) {
   isle_runtime_t *rt = w->rt;
   isle_ctx_t *ctx = &w->ctx;
-  isle__mbox_t *mb = &a->slot->mbox;
+  isle__mbox_t *mb = &isle__slot_of(rt, a->self)->mbox;
   unsigned batch = rt->cfg.batch;
   ctx->actor = a;
   ctx->stop = false;
+  ctx->stop_reason = 0;
   isle__owner_add(&w->xturn_seq, 1);
   /* Relaxed: the stall monitor only wants a recent value. */
   atomic_store_explicit(&w->xturn_type, a->type->name ? a->type->name : "?",
@@ -224,6 +271,13 @@ void isle__actor_turn(isle__worker_t *w, isle__actor_t *a) {
     n++;
     if (n > 1)
       isle__owner_add(&w->xturn_seq, 1); /* the stall monitor times receives */
+    /* The runtime's messages first (one flag test on a line the take
+     * just read): most are handled here and never reach receive. */
+    if ((m->flags & ISLE__MSG_F_SYSTEM) && !isle__life_signal(ctx, m)) {
+      if (ctx->stop)
+        break;
+      continue;
+    }
     ctx->current = m;
     ctx->consumed = false;
     reason = a->type->receive(ctx, a->state, m);
@@ -237,8 +291,12 @@ void isle__actor_turn(isle__worker_t *w, isle__actor_t *a) {
   isle__owner_add(&w->xmessages, n);
   isle__owner_add(&w->xturns, 1);
   atomic_store_explicit(&w->xturn_type, NULL, memory_order_relaxed);
-  if (reason != ISLE_CONTINUE || ctx->stop)
-    actor_end(rt, w, a, reason > 0 ? 0 : reason);
+  if (reason < 0)
+    actor_end(rt, w, a, reason, true, true); /* an error wins */
+  else if (ctx->stop)
+    actor_end(rt, w, a, ctx->stop_reason, true, true);
+  else if (reason != ISLE_CONTINUE)
+    actor_end(rt, w, a, ISLE_EXIT_NORMAL, true, true);
   else if (!isle__mbox_try_idle(mb))
     isle__sched_requeue(w, a); /* more messages, or one being linked */
   ctx->actor = NULL;
@@ -250,7 +308,7 @@ void isle__actors_end_all(isle_runtime_t *rt) {
     isle__actor_t *a =
         atomic_load_explicit(&rt->slots[i].xactor, memory_order_acquire);
     if (a)
-      actor_end(rt, NULL, a, 0);
+      actor_end(rt, NULL, a, ISLE_EXIT_NORMAL, false, true);
   }
 }
 
@@ -258,21 +316,21 @@ void isle__actors_end_all(isle_runtime_t *rt) {
 
 int isle_runtime_spawn(isle_runtime_t *rt, const isle_actor_type_t *type,
                        const void *arg, isle_ref_t *out) {
-  return spawn_from(rt, NULL, type, arg, out);
+  return isle__spawn(rt, NULL, type, arg, false, out);
 }
 
 int isle_runtime_send(isle_runtime_t *rt, isle_ref_t to, isle_msg_t *msg) {
-  return send_from(rt, NULL, ISLE_REF_NONE, to, msg);
+  return isle__send(rt, NULL, ISLE_REF_NONE, to, msg);
 }
 
 int isle_ctx_spawn(isle_ctx_t *ctx, const isle_actor_type_t *type,
                    const void *arg, isle_ref_t *out) {
-  return spawn_from(ctx->rt, ctx->worker, type, arg, out);
+  return isle__spawn(ctx->rt, ctx, type, arg, false, out);
 }
 
 int isle_ctx_send(isle_ctx_t *ctx, isle_ref_t to, isle_msg_t *msg) {
   isle_ref_t self = ctx->actor ? ctx->actor->self : ISLE_REF_NONE;
-  int rc = send_from(ctx->rt, ctx->worker, self, to, msg);
+  int rc = isle__send(ctx->rt, ctx->worker, self, to, msg);
   if (rc == 0 && msg == ctx->current)
     ctx->consumed = true; /* forwarded: no longer ours to free */
   return rc;
@@ -290,6 +348,7 @@ void isle_ctx_keep(isle_ctx_t *ctx) {
 
 void isle_ctx_stop(isle_ctx_t *ctx) {
   ctx->stop = true;
+  ctx->stop_reason = ISLE_EXIT_NORMAL;
 }
 
 isle_ref_t isle_ctx_self(const isle_ctx_t *ctx) {

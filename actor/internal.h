@@ -38,14 +38,28 @@ typedef struct isle__slot_s {
   _Atomic(isle__actor_t *) xactor; /* current occupant, NULL when free */
   _Atomic uint32_t xgen;           /* generation of the last occupant */
   _Atomic uint32_t xnext_free;     /* free stack link: index + 1 */
-  uint64_t reserved;
+  /* ISLE__SLOT_* bits, set by any thread, cleared at spawn (names.c,
+   * timer.c say why they are here and not in the actor block). */
+  _Atomic uint32_t xflags;
+  uint32_t spare;
 } isle__slot_t;
+
+#define ISLE__SLOT_NAMED 1u /* a name may be registered for the occupant */
+#define ISLE__SLOT_TIMED 2u /* a timer may target the occupant */
+
+/* Message flags of the actor layer (above the mailbox's bits 0..7):
+ * SYSTEM marks the runtime's own messages (life.c), which the turn looks
+ * at before a receive function may see them. */
+#define ISLE__MSG_F_SYSTEM 0x100u
 
 _Static_assert(sizeof(isle__slot_t) == ISLE__CACHE, "a slot is one line");
 
+typedef struct isle__life_s isle__life_t;
+
+/* 32 bytes before the state: the runtime's whole per-actor block cost. */
 struct isle__actor_s {
   const isle_actor_type_t *type;
-  isle__slot_t *slot;
+  isle__life_t *life; /* monitors and links (life.c); NULL until used */
   isle_ref_t self;
   isle__actor_t *global_next; /* global queue link, under its lock */
   _Alignas(16) char state[];
@@ -57,7 +71,8 @@ struct isle_ctx_s {
   isle__actor_t *actor;
   isle_msg_t *current; /* the message being received, or NULL */
   bool consumed;       /* current was sent on or kept */
-  bool stop;           /* isle_ctx_stop was called */
+  bool stop;           /* the actor ends after this callback */
+  int stop_reason;     /* with this reason (0: normal) */
 };
 
 struct isle__worker_s {
@@ -114,7 +129,19 @@ struct isle_runtime_s {
   _Atomic uint64_t xdead_letters;
   _Atomic uint64_t xlive;
   _Atomic uint64_t xstalls;
+  _Atomic uint64_t xtimers_fired;
+  _Atomic uint64_t xtimers_dropped;
+  _Atomic uint64_t xnext_id; /* monitor and timer ids */
+  /* Names (names.c) and timers (timer.c): created on first use. */
+  pthread_mutex_t names_lock;
+  struct isle__names_s *names;
+  pthread_mutex_t timers_lock;
+  struct isle__timers_s *timers;
 };
+
+static inline isle__slot_t *isle__slot_of(isle_runtime_t *rt, isle_ref_t r) {
+  return &rt->slots[(uint32_t)r - 1];
+}
 
 /* Owner-written counter: a relaxed load and store, no RMW; readers only
  * want a recent value. */
@@ -149,5 +176,45 @@ void isle__futex_wake(_Atomic uint32_t *word, int n);
 void isle__actor_turn(isle__worker_t *w, isle__actor_t *a);
 /* Ends every live actor (runtime teardown, calling thread). */
 void isle__actors_end_all(isle_runtime_t *rt);
+/* Sends as actor `from` (ISLE_REF_NONE: no sender) from worker `w` (NULL
+ * outside the workers). Errors and ownership as isle_runtime_send. */
+int isle__send(isle_runtime_t *rt, isle__worker_t *w, isle_ref_t from,
+               isle_ref_t to, isle_msg_t *msg);
+/* Whether `r` could name an actor of this runtime (0, or ISLE_EINVAL). */
+int isle__ref_check(isle_runtime_t *rt, isle_ref_t r);
+/* Spawns; with `link` set, links the new actor and ctx's before it runs. */
+int isle__spawn(isle_runtime_t *rt, isle_ctx_t *ctx,
+                const isle_actor_type_t *type, const void *arg, bool link,
+                isle_ref_t *out);
+
+/* ----- life.c: exits, monitors, links ------------------------------------ */
+
+/* A system message taken in a turn: acts on it. Returns true when the
+ * receive function must see it (a DOWN or a trapped EXIT, its flag
+ * cleared); otherwise the message was consumed. May set ctx->stop. */
+bool isle__life_signal(isle_ctx_t *ctx, isle_msg_t *msg);
+/* The actor in ctx ends with `reason`: a message drained from its closed
+ * mailbox. Answers monitor and link requests (DOWN, EXIT) when `notify`
+ * and frees the rest; returns true if it was an ordinary message (a dead
+ * letter). */
+bool isle__life_drained(isle_ctx_t *ctx, isle_msg_t *msg, int reason,
+                        bool notify);
+/* Tells monitors and links that the actor in ctx ended, frees its life. */
+void isle__life_end(isle_ctx_t *ctx, int reason, bool notify);
+/* Links the actors of ctx (running) and `child` (being spawned). */
+int isle__life_link_child(isle_ctx_t *ctx, isle__actor_t *child);
+
+/* ----- names.c ----------------------------------------------------------- */
+
+/* The actor `self` ended: frees its name, if it has one. */
+void isle__names_forget(isle_runtime_t *rt, isle_ref_t self);
+void isle__names_free(isle_runtime_t *rt);
+
+/* ----- timer.c ----------------------------------------------------------- */
+
+/* The actor `self` ended: its timers are dropped (and counted). */
+void isle__timers_forget(isle_runtime_t *rt, isle_ref_t self);
+/* Stops the io thread and frees every timer (runtime teardown). */
+void isle__timers_free(isle_runtime_t *rt);
 
 #endif /* ISLE_ACTOR_INTERNAL_H */

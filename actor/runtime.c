@@ -210,6 +210,8 @@ int isle_runtime_new(const isle_runtime_config_t *cfg, isle_runtime_t **out) {
     w->ctx.worker = w;
   }
   pthread_mutex_init(&rt->global_lock, NULL);
+  pthread_mutex_init(&rt->names_lock, NULL);
+  pthread_mutex_init(&rt->timers_lock, NULL);
   *out = rt;
   return 0;
 }
@@ -294,9 +296,13 @@ void isle_runtime_release(isle_runtime_t *rt) {
 void isle_runtime_free(isle_runtime_t *rt) {
   if (!rt || atomic_load(&rt->xrunning))
     return;
+  isle__timers_free(rt); /* first: no timer fires into what ends next */
   isle__actors_end_all(rt);
+  isle__names_free(rt);
   munmap(rt->slots, sizeof(isle__slot_t) * (size_t)rt->cfg.max_actors);
   pthread_mutex_destroy(&rt->global_lock);
+  pthread_mutex_destroy(&rt->names_lock);
+  pthread_mutex_destroy(&rt->timers_lock);
   isle_free(rt->workers);
   isle_free(rt);
 }
@@ -313,6 +319,10 @@ int isle_runtime_stats(isle_runtime_t *rt, isle_runtime_stats_t *out) {
   out->dead_letters =
       atomic_load_explicit(&rt->xdead_letters, memory_order_relaxed);
   out->stalls = atomic_load_explicit(&rt->xstalls, memory_order_relaxed);
+  out->timers_fired =
+      atomic_load_explicit(&rt->xtimers_fired, memory_order_relaxed);
+  out->timers_dropped =
+      atomic_load_explicit(&rt->xtimers_dropped, memory_order_relaxed);
   for (unsigned i = 0; i < rt->nworkers; i++) {
     isle__worker_t *w = &rt->workers[i];
     out->messages += atomic_load_explicit(&w->xmessages, memory_order_relaxed);

@@ -14,5 +14,6 @@
 #include "isle/heap.h"
 #include "isle/mailbox.h"
 #include "isle/actor.h"
+#include "isle/lifecycle.h"
 
 #endif /* ISLE_H */

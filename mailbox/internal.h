@@ -77,6 +77,11 @@ static inline void isle__cpu_relax(void) {
 #endif
 }
 
+/* Message flags (isle_msg_s.flags). Bits 0..7 are the mailbox's, the
+ * layers above use the rest. NOCAP: accepted beyond the capacity (the
+ * runtime's control messages must never be lost to a full mailbox). */
+#define ISLE__MSG_F_NOCAP 1u
+
 #define ISLE__MB_IDLE ((uintptr_t)1)
 #define ISLE__MB_CLOSED (UINT64_C(1) << 63)
 #define ISLE__MB_EPOCH_SHIFT 32
@@ -115,10 +120,15 @@ void isle__mbox_taken(isle__mbox_t *mb, uint64_t n);
  * producer is mid-push (the consumer must run again). Consumer. */
 bool isle__mbox_try_idle(isle__mbox_t *mb);
 
-/* Closes: later pushes fail with ISLE_EDEAD. Frees every message accepted
- * before, waiting for producers between their steps; returns how many.
- * The caller must have called isle__mbox_taken for what it took. Consumer. */
-uint64_t isle__mbox_close(isle__mbox_t *mb);
+/* Closes: later pushes fail with ISLE_EDEAD. Hands every message accepted
+ * before to `drain(msg, arg)`, which owns it (NULL drain: the message is
+ * freed), waiting for producers between their steps; returns how many.
+ * The caller must have called isle__mbox_taken for what it took. The
+ * closing RMW is sequentially consistent, so a thread that sets a flag and
+ * then sees the mailbox open is seen by a closer that reads the flag after
+ * closing (the actor layer's name registry relies on it). Consumer. */
+uint64_t isle__mbox_close(isle__mbox_t *mb,
+                          void (*drain)(isle_msg_t *msg, void *arg), void *arg);
 
 /* Reopens a closed, drained mailbox, empty, with a new epoch and capacity,
  * and NOT idle: pushes queue without scheduling anyone until the caller,

@@ -119,7 +119,8 @@ int isle__mbox_push(isle__mbox_t *mb, isle_msg_t *msg, uint64_t epoch,
       (before & CLOSED) || EPOCH(before) != (epoch & ISLE__MB_EPOCH_MASK);
   /* Relaxed: the capacity came with the acquire above. */
   uint32_t cap = atomic_load_explicit(&mb->xcapacity, memory_order_relaxed);
-  if (dead || (cap && COUNT(before) >= cap)) {
+  if (dead ||
+      (cap && COUNT(before) >= cap && !(msg->flags & ISLE__MSG_F_NOCAP))) {
     /* Release: close waits for this to see the count at zero, and may then
      * free or reuse the mailbox; our reads of it come before. */
     atomic_fetch_sub_explicit(&mb->xcount, 1, memory_order_release);
@@ -203,19 +204,26 @@ bool isle__mbox_try_idle(isle__mbox_t *mb) {
                                                  memory_order_relaxed);
 }
 
-uint64_t isle__mbox_close(isle__mbox_t *mb) {
+uint64_t isle__mbox_close(isle__mbox_t *mb,
+                          void (*drain)(isle_msg_t *msg, void *arg),
+                          void *arg) {
   untaken_flush(mb); /* close waits for the true count to reach zero */
-  /* acq_rel: pushes ordered after this RMW see CLOSED and refuse. */
-  atomic_fetch_or_explicit(&mb->xcount, CLOSED, memory_order_acq_rel);
+  /* seq_cst: pushes ordered after this RMW see CLOSED and refuse; and see
+   * the header on the Dekker pattern callers build on it. */
+  atomic_fetch_or_explicit(&mb->xcount, CLOSED, memory_order_seq_cst);
   uint64_t drained = 0;
   unsigned spins = 0;
   for (;;) {
     isle_msg_t *m = isle__mbox_take(mb);
     if (m) {
-      isle_free(m);
       drained++;
-      /* Relaxed: see untaken_flush. */
+      /* Relaxed: see untaken_flush. Before the drain, which may send
+       * (and so push) elsewhere; the count is ours either way. */
       atomic_fetch_sub_explicit(&mb->xcount, 1, memory_order_relaxed);
+      if (drain)
+        drain(m, arg);
+      else
+        isle_free(m);
       spins = 0;
       continue;
     }
@@ -279,7 +287,7 @@ void isle_mailbox_free(isle_mailbox_t *mb) {
   if (!mb)
     return;
   if (!isle__mbox_is_closed(&mb->core))
-    isle__mbox_close(&mb->core);
+    isle__mbox_close(&mb->core, NULL, NULL);
   isle_free(mb);
 }
 
@@ -319,7 +327,7 @@ size_t isle_mailbox_pop_batch_local(isle_mailbox_t *mb, isle_msg_t **out,
 int isle_mailbox_close_local(isle_mailbox_t *mb, size_t *drained) {
   if (isle__mbox_is_closed(&mb->core))
     return ISLE_ESTATE;
-  uint64_t n = isle__mbox_close(&mb->core);
+  uint64_t n = isle__mbox_close(&mb->core, NULL, NULL);
   if (drained)
     *drained = (size_t)n;
   return 0;

@@ -92,9 +92,12 @@ typedef struct isle_runtime_stats_s {
                             freed unread when their actor ended */
   uint64_t messages;     /* receive calls */
   uint64_t turns;
-  uint64_t steals; /* actors taken from another worker's queue */
-  uint64_t parks;  /* times a worker went to sleep */
-  uint64_t stalls; /* stall reports */
+  uint64_t steals;         /* actors taken from another worker's queue */
+  uint64_t parks;          /* times a worker went to sleep */
+  uint64_t stalls;         /* stall reports */
+  uint64_t timers_fired;   /* timer messages delivered */
+  uint64_t timers_dropped; /* timers whose target was gone or full, or
+                              that never fired (runtime freed) */
 } isle_runtime_stats_t;
 
 /* ===== The runtime — any thread ========================================== */

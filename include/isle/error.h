@@ -23,7 +23,10 @@ extern "C" {
   XX(EBUSY, -5, "resource busy")                                               \
   XX(ESTATE, -6, "operation not allowed in the current state")                 \
   XX(EPROTO, -7, "protocol error")                                             \
-  XX(EIO, -8, "input/output error")
+  XX(EIO, -8, "input/output error")                                            \
+  XX(ENOENT, -9, "no such name, monitor, link or timer")                       \
+  XX(ESHUTDOWN, -10, "actor was shut down by its supervisor")                  \
+  XX(ERESTARTS, -11, "supervisor gave up: too many restarts")
 
 typedef enum isle_errno_e {
   ISLE_OK = 0,
