@@ -9,6 +9,8 @@ set -euo pipefail
 # Build and test.
 packages=(build-essential cmake pkg-config git libuv1-dev libck-dev
   libcmocka-dev valgrind spin clang)
+# isle-prof (and the profile tests) parse JSON with jansson.
+packages+=(libjansson-dev)
 # Benchmark peers: mimalloc, jemalloc, tcmalloc; CAF for the actors suite.
 packages+=(libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev libcaf-dev)
 
