@@ -33,7 +33,7 @@
 /* System message types (the public DOWN and EXIT are system messages too
  * until delivered). */
 enum {
-  SIG_EXIT = ISLE_MSG_RESERVED + 0x100, /* payload: int reason */
+  SIG_EXIT = ISLE_MSG_RESERVED + 0x100, /* payload: isle_exit_t */
   SIG_MONITOR,                          /* payload: monitor_req_t */
   SIG_DEMONITOR,                        /* payload: monitor id */
   SIG_LINK,   /* payload: the EXIT for the sender (the sender links) */
@@ -159,8 +159,11 @@ static isle_msg_t *down_new(isle_ref_t ref, uint64_t id) {
 
 static isle_msg_t *exit_new(isle_ref_t from) {
   isle_msg_t *m = sig_new(ISLE_MSG_EXIT, sizeof(isle_exit_t));
-  if (m)
-    ((isle_exit_t *)isle_msg_data(m))->from = from;
+  if (m) {
+    isle_exit_t *e = isle_msg_data(m);
+    e->from = from;
+    e->ended = true;
+  }
   return m;
 }
 
@@ -191,10 +194,17 @@ bool isle__life_signal(isle_ctx_t *ctx, isle_msg_t *m) {
   isle_ref_t from = m->sender;
   isle__life_t *l = a->life;
   switch (m->type) {
-  case SIG_EXIT:
+  case SIG_EXIT: {
+    isle_exit_t *e = isle_msg_data(m);
+    if (l && l->trap_exits && e->reason != ISLE_EKILLED) {
+      m->type = ISLE_MSG_EXIT; /* the actor decides */
+      m->flags &= ~ISLE__MSG_F_SYSTEM;
+      return true;
+    }
     ctx->stop = true;
-    ctx->stop_reason = *(const int *)isle_msg_data(m);
+    ctx->stop_reason = e->reason;
     break;
+  }
   case SIG_MONITOR: {
     const monitor_req_t *r = isle_msg_data(m);
     watcher_t w = {from, r->id, r->down};
@@ -349,10 +359,12 @@ static int exit_from(isle_runtime_t *rt, isle_ctx_t *ctx, isle_ref_t ref,
     ctx->stop_reason = reason;
     return 0;
   }
-  isle_msg_t *m = sig_new(SIG_EXIT, sizeof(int));
+  isle_msg_t *m = sig_new(SIG_EXIT, sizeof(isle_exit_t));
   if (!m)
     return ISLE_ENOMEM;
-  *(int *)isle_msg_data(m) = reason;
+  isle_exit_t *e = isle_msg_data(m);
+  e->from = ctx && ctx->actor ? ctx->actor->self : ISLE_REF_NONE;
+  e->reason = reason;
   if (ctx)
     return sig_send(ctx, ref, m);
   int rc = isle__send(rt, NULL, ISLE_REF_NONE, ref, m);

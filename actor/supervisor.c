@@ -13,6 +13,7 @@
  *
  * Threads: its callbacks run on the workers, like any actor's.
  */
+#include <string.h>
 #include <time.h>
 
 #include "isle/error.h"
@@ -20,6 +21,10 @@
 #include "isle/lifecycle.h"
 
 enum child_state { CHILD_DOWN, CHILD_RUNNING, CHILD_STOPPING };
+
+/* The supervisor's own timer message: kill the children still stopping. */
+#define SUP_KILL (ISLE_MSG_RESERVED + 0x200)
+#define DEFAULT_SHUTDOWN_MS 5000
 
 typedef struct child_s {
   isle_ref_t ref;
@@ -33,6 +38,10 @@ typedef struct sup_s {
   uint64_t *restarts; /* ring of the last max_restarts restart times, ms */
   unsigned nrestarts, restart_head;
   size_t stopping; /* children asked to exit, EXIT not yet seen */
+  uint64_t kill_timer, kill_round; /* the armed SUP_KILL timer, its round */
+  bool kill_armed;
+  bool shutting_down; /* ends with `reason` once no child runs */
+  int reason;
 } sup_t;
 
 static uint64_t now_ms(void) {
@@ -71,7 +80,7 @@ static int start_child(isle_ctx_t *ctx, sup_t *s, size_t i) {
     /* EDEAD: it ended already; its EXIT is on the way and handled as any. */
     if (rc && rc != ISLE_EDEAD) {
       isle_unlink(ctx, ref);
-      isle_exit(ctx, ref, ISLE_ESHUTDOWN);
+      isle_exit(ctx, ref, ISLE_EKILLED);
       return rc;
     }
   }
@@ -79,6 +88,31 @@ static int start_child(isle_ctx_t *ctx, sup_t *s, size_t i) {
   s->children[i].state = CHILD_RUNNING;
   s->children[i].restart = false;
   return 0;
+}
+
+/* Children asked to exit get shutdown_ms; then SUP_KILL ends them. */
+static void arm_kill_timer(isle_ctx_t *ctx, sup_t *s) {
+  if (s->kill_armed)
+    return;
+  isle_msg_t *m = isle_msg_new(SUP_KILL, sizeof s->kill_round);
+  if (!m)
+    return; /* no deadline then: the children are still asked to exit */
+  s->kill_round++;
+  memcpy(isle_msg_data(m), &s->kill_round, sizeof s->kill_round);
+  uint32_t ms =
+      s->spec->shutdown_ms ? s->spec->shutdown_ms : DEFAULT_SHUTDOWN_MS;
+  if (isle_timer_start(isle_ctx_runtime(ctx), isle_ctx_self(ctx), m, ms, 0,
+                       &s->kill_timer) == 0)
+    s->kill_armed = true;
+  else
+    isle_msg_free(m);
+}
+
+static void disarm_kill_timer(isle_ctx_t *ctx, sup_t *s) {
+  if (s->kill_armed)
+    isle_timer_cancel(isle_ctx_runtime(ctx), s->kill_timer);
+  s->kill_armed = false; /* a SUP_KILL of this round may still come */
+  s->kill_round++;
 }
 
 static void stop_child(isle_ctx_t *ctx, sup_t *s, size_t i) {
@@ -89,10 +123,25 @@ static void stop_child(isle_ctx_t *ctx, sup_t *s, size_t i) {
   s->stopping++;
   /* EDEAD: it is ending anyway; its EXIT still comes (the link). */
   isle_exit(ctx, c->ref, ISLE_ESHUTDOWN);
+  arm_kill_timer(ctx, s);
+}
+
+/* Stops every child, then ends with `reason` (see the header). Returns
+ * what receive should return. */
+static int shut_down(isle_ctx_t *ctx, sup_t *s, int reason) {
+  if (!s->shutting_down) {
+    s->shutting_down = true;
+    s->reason = reason;
+    for (size_t i = 0; i < s->spec->nchildren; i++) {
+      s->children[i].restart = false;
+      stop_child(ctx, s, i);
+    }
+  }
+  return s->stopping ? ISLE_CONTINUE : s->reason;
 }
 
 /* Starts every child marked for restart, in order; a start that fails
- * counts as one more restart. 0, or the supervisor's exit reason. */
+ * counts as one more restart. 0, or ISLE_ERESTARTS. */
 static int start_pending(isle_ctx_t *ctx, sup_t *s) {
   for (size_t i = 0; i < s->spec->nchildren; i++) {
     while (s->children[i].restart) {
@@ -115,9 +164,12 @@ static int child_exited(isle_ctx_t *ctx, sup_t *s, size_t i, int reason) {
   const isle_sup_spec_t *sp = s->spec;
   if (c->state == CHILD_STOPPING) {
     s->stopping--; /* one we stopped; c->restart says what next */
-  } else if (wants_restart(sp->children[i].restart, reason)) {
-    if (!restart_allowed(s))
-      return ISLE_ERESTARTS;
+  } else if (!s->shutting_down &&
+             wants_restart(sp->children[i].restart, reason)) {
+    if (!restart_allowed(s)) {
+      c->state = CHILD_DOWN;
+      return shut_down(ctx, s, ISLE_ERESTARTS);
+    }
     c->restart = true;
     size_t from = sp->strategy == ISLE_ONE_FOR_ALL    ? 0
                   : sp->strategy == ISLE_REST_FOR_ONE ? i + 1
@@ -130,7 +182,13 @@ static int child_exited(isle_ctx_t *ctx, sup_t *s, size_t i, int reason) {
     }
   }
   c->state = CHILD_DOWN;
-  return s->stopping ? 0 : start_pending(ctx, s);
+  if (s->stopping)
+    return ISLE_CONTINUE;
+  disarm_kill_timer(ctx, s);
+  if (s->shutting_down)
+    return s->reason;
+  return start_pending(ctx, s) == 0 ? ISLE_CONTINUE
+                                    : shut_down(ctx, s, ISLE_ERESTARTS);
 }
 
 static void free_state(sup_t *s) {
@@ -160,11 +218,10 @@ static int sup_init(isle_ctx_t *ctx, void *state, const void *arg) {
   for (size_t i = 0; rc == 0 && i < sp->nchildren; i++)
     rc = start_child(ctx, s, i);
   if (rc) {
-    /* Those started end with us (linked, and told so explicitly in case
-     * they trap exits). */
+    /* Those started end with us: killed, as there is no one to wait. */
     for (size_t i = 0; s->children && i < sp->nchildren; i++)
       if (s->children[i].state == CHILD_RUNNING)
-        isle_exit(ctx, s->children[i].ref, ISLE_ESHUTDOWN);
+        isle_exit(ctx, s->children[i].ref, ISLE_EKILLED);
     free_state(s);
   }
   return rc;
@@ -172,21 +229,36 @@ static int sup_init(isle_ctx_t *ctx, void *state, const void *arg) {
 
 static int sup_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
   sup_t *s = state;
+  if (isle_msg_type(msg) == SUP_KILL && isle_msg_sender(msg) == ISLE_REF_NONE) {
+    uint64_t round;
+    memcpy(&round, isle_msg_data(msg), sizeof round);
+    if (!s->kill_armed || round != s->kill_round)
+      return ISLE_CONTINUE; /* a deadline met already */
+    s->kill_armed = false;
+    for (size_t i = 0; i < s->spec->nchildren; i++)
+      if (s->children[i].state == CHILD_STOPPING)
+        isle_exit(ctx, s->children[i].ref, ISLE_EKILLED);
+    return ISLE_CONTINUE;
+  }
   const isle_exit_t *e = isle_msg_exit(msg);
   if (!e)
     return ISLE_CONTINUE; /* supervisors take no other messages */
-  for (size_t i = 0; i < s->spec->nchildren; i++)
-    if (s->children[i].state != CHILD_DOWN && s->children[i].ref == e->from)
-      return child_exited(ctx, s, i, e->reason);
-  /* Another link (our own supervisor, say): an abnormal exit ends us. */
-  return e->reason == ISLE_EXIT_NORMAL ? ISLE_CONTINUE : e->reason;
+  if (e->ended)
+    for (size_t i = 0; i < s->spec->nchildren; i++)
+      if (s->children[i].state != CHILD_DOWN && s->children[i].ref == e->from)
+        return child_exited(ctx, s, i, e->reason);
+  /* A request to exit, or the end of a link that is not a child (our own
+   * supervisor): stop the children, then end with that reason. */
+  return shut_down(ctx, s, e->reason);
 }
 
 static void sup_finalize(isle_ctx_t *ctx, void *state) {
   sup_t *s = state;
+  /* Only when killed (or the runtime is freed) are children left here. */
   for (size_t i = 0; s->children && i < s->spec->nchildren; i++)
-    if (s->children[i].state == CHILD_RUNNING)
-      isle_exit(ctx, s->children[i].ref, ISLE_ESHUTDOWN);
+    if (s->children[i].state != CHILD_DOWN)
+      isle_exit(ctx, s->children[i].ref, ISLE_EKILLED);
+  disarm_kill_timer(ctx, s);
   free_state(s);
 }
 

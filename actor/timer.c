@@ -35,7 +35,8 @@ typedef struct timer_s {
   uint64_t id;
   isle_ref_t target;
   isle_msg_t *msg; /* sent (one-shot) or copied (periodic) when it fires */
-  uint64_t delay_ms, period_ms;
+  uint64_t due_ns; /* first expiry, on uv_hrtime's clock */
+  uint64_t period_ms;
   bool live; /* in the table (under timers_lock) */
 } timer_t_;
 
@@ -208,14 +209,19 @@ static void run_commands(uv_async_t *a) {
   while (c) {
     cmd_t *next = c->next;
     switch (c->kind) {
-    case CMD_START:
-      uv_timer_init(&t->loop, &c->timer->uv);
-      /* The loop's clock is cached per iteration: refresh it so the delay
-       * counts from now, not from the last wake-up. */
+    case CMD_START: {
+      /* libuv counts in whole milliseconds of a clock it truncates: a plain
+       * delay would fire up to 1 ms early. So aim at the first loop time
+       * not before the due time taken when the timer was started (that
+       * also leaves out the time the command waited here). */
       uv_update_time(&t->loop);
-      uv_timer_start(&c->timer->uv, timer_fired, c->timer->delay_ms,
-                     c->timer->period_ms);
+      uint64_t loop_ns = uv_now(&t->loop) * 1000000u;
+      uint64_t due = c->timer->due_ns;
+      uint64_t ms = due > loop_ns ? (due - loop_ns + 999999u) / 1000000u : 0;
+      uv_timer_init(&t->loop, &c->timer->uv);
+      uv_timer_start(&c->timer->uv, timer_fired, ms, c->timer->period_ms);
       break;
+    }
     case CMD_CANCEL:
       timer_end(c->timer);
       break;
@@ -344,7 +350,7 @@ int isle_timer_start(isle_runtime_t *rt, isle_ref_t target, isle_msg_t *msg,
       atomic_fetch_add_explicit(&rt->xnext_id, 1, memory_order_relaxed) + 1;
   tm->target = target;
   tm->msg = msg;
-  tm->delay_ms = delay_ms;
+  tm->due_ns = uv_hrtime() + delay_ms * 1000000u;
   tm->period_ms = period_ms;
   c->kind = CMD_START;
   c->timer = tm;

@@ -26,7 +26,8 @@ extern "C" {
   XX(EIO, -8, "input/output error")                                            \
   XX(ENOENT, -9, "no such name, monitor, link or timer")                       \
   XX(ESHUTDOWN, -10, "actor was shut down by its supervisor")                  \
-  XX(ERESTARTS, -11, "supervisor gave up: too many restarts")
+  XX(ERESTARTS, -11, "supervisor gave up: too many restarts")                  \
+  XX(EKILLED, -12, "actor was killed")
 
 typedef enum isle_errno_e {
   ISLE_OK = 0,

@@ -13,8 +13,9 @@
  * The runtime's messages. Types from ISLE_MSG_RESERVED up are the
  * runtime's; a receive function sees two of them:
  *   ISLE_MSG_DOWN  payload isle_down_t: a monitored actor ended.
- *   ISLE_MSG_EXIT  payload isle_exit_t: a linked actor ended (only for
- *                  actors that trap exits).
+ *   ISLE_MSG_EXIT  payload isle_exit_t: a linked actor ended, or someone
+ *                  called isle_exit on this one (only for actors that
+ *                  trap exits).
  * They are ordinary messages once delivered: the receiver owns them for
  * the receive call like any other (keep, forward or let the runtime free
  * them). Monitor, link and exit requests travel to their target as
@@ -28,6 +29,7 @@
 #ifndef ISLE_LIFECYCLE_H
 #define ISLE_LIFECYCLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,12 +43,15 @@ extern "C" {
 
 #define ISLE_EXIT_NORMAL 0
 
-/* Ends actor `ref` with `reason` (0 or a negative ISLE_E* code), whether
- * or not it traps exits: its finalize runs, its monitors get DOWN and its
- * links get the reason. The request is a message: messages queued before it
- * are handled first. On itself, the actor ends when the current callback
- * returns. Returns 0, ISLE_EINVAL (positive reason, bad handle) or
- * ISLE_EDEAD (already gone). Inside a callback. */
+/* Asks actor `ref` to exit with `reason` (0 or a negative ISLE_E* code).
+ * An actor that does not trap exits ends with that reason (also a normal
+ * one): its finalize runs, its monitors get DOWN, its links the reason.
+ * One that traps exits receives ISLE_MSG_EXIT {from: the caller, reason}
+ * instead and decides (a supervisor stops its children first), except for
+ * ISLE_EKILLED, which ends any actor. The request is a message: messages
+ * queued before it are handled first. On itself, the actor ends when the
+ * current callback returns. Returns 0, ISLE_EINVAL (positive reason, bad
+ * handle), ISLE_EDEAD (already gone) or ISLE_ENOMEM. Inside a callback. */
 int isle_exit(isle_ctx_t *ctx, isle_ref_t ref, int reason);
 
 /* Same, from any thread (the request has no sender). */
@@ -68,8 +73,10 @@ typedef struct isle_down_s {
 
 /* Payload of ISLE_MSG_EXIT. */
 typedef struct isle_exit_s {
-  isle_ref_t from; /* the linked actor that ended */
+  isle_ref_t from; /* the linked actor that ended, or isle_exit's caller
+                      (ISLE_REF_NONE from outside the actors) */
   int reason;
+  bool ended; /* true: `from` has ended (a link); false: a request */
 } isle_exit_t;
 
 /* Monitors `target` on behalf of the calling actor, which will receive
@@ -136,10 +143,11 @@ int isle_name_lookup(isle_runtime_t *rt, const char *name, isle_ref_t *out);
 
 /* ===== Timers =========================================================== */
 
-/* Sends `msg` to `target` after delay_ms, then, if period_ms is not 0,
- * a copy of it every period_ms until cancelled. On success the timer owns
- * `msg` and its id goes to *id (may be NULL). A pending timer keeps the
- * runtime from being quiescent. A timer whose target is gone when it fires
+/* Sends `msg` to `target` after delay_ms (never before: the delay counts
+ * from this call), then, if period_ms is not 0, a copy of it every
+ * period_ms (counted from the previous expiry) until cancelled. On success the
+ * timer owns `msg` and its id goes to *id (may be NULL). A pending timer keeps
+ * the runtime from being quiescent. A timer whose target is gone when it fires
  * ends there: the message is freed and counted in timers_dropped, as is a
  * message its target's full mailbox refused. Delays are in milliseconds on
  * a libuv loop in the runtime's "io" thread; docs/failures.md gives the
@@ -183,13 +191,21 @@ typedef struct isle_sup_spec_s {
   uint32_t within_ms;
   const isle_child_spec_t *children; /* started in order */
   size_t nchildren;
+  /* How long a child asked to exit may take before it is killed; 0: 5000. */
+  uint32_t shutdown_ms;
 } isle_sup_spec_t;
 
 /* The supervisor actor type: spawn it (from anywhere, also as a child of
  * another supervisor) with a `const isle_sup_spec_t *` argument that
- * outlives it. It traps exits and links its children; when it ends, its
- * children are ended with ISLE_ESHUTDOWN. An init that fails stops the
- * children already started and fails the spawn with its error. */
+ * outlives it. It traps exits and links its children. It ends only after
+ * its children have: when it gives up (ISLE_ERESTARTS), or is asked to
+ * exit (isle_exit, or the exit of a linked actor that is not its child,
+ * such as its own supervisor), it asks every child to exit with
+ * ISLE_ESHUTDOWN, waits for their ends (killing, with ISLE_EKILLED, those
+ * still running after shutdown_ms), then ends with the reason. So by the
+ * time its own supervisor hears of its end, its children's names are
+ * free again. An init that fails stops the children already started and
+ * fails the spawn with its error. */
 extern const isle_actor_type_t isle_supervisor_type;
 
 #ifdef __cplusplus

@@ -73,12 +73,13 @@ static void test_error_values_are_stable(void **state) {
   assert_int_equal(ISLE_ENOENT, -9);
   assert_int_equal(ISLE_ESHUTDOWN, -10);
   assert_int_equal(ISLE_ERESTARTS, -11);
+  assert_int_equal(ISLE_EKILLED, -12);
 }
 
 static void
 test_error_strerror_says_unknown_error_for_unknown_codes(void **state) {
   (void)state;
-  const int unknown[] = {-12, -13, -100, -1000, INT_MIN, 1, 2, 42, INT_MAX};
+  const int unknown[] = {-13, -14, -100, -1000, INT_MIN, 1, 2, 42, INT_MAX};
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     const char *msg = isle_strerror(unknown[i]);
     assert_non_null(msg);
@@ -88,7 +89,7 @@ test_error_strerror_says_unknown_error_for_unknown_codes(void **state) {
 
 static void test_error_err_name_says_unknown_for_unknown_codes(void **state) {
   (void)state;
-  const int unknown[] = {-12, -13, -100, -1000, INT_MIN, 1, 2, 42, INT_MAX};
+  const int unknown[] = {-13, -14, -100, -1000, INT_MIN, 1, 2, 42, INT_MAX};
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     const char *name = isle_err_name(unknown[i]);
     assert_non_null(name);
