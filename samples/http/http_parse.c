@@ -378,8 +378,12 @@ int http_parse_request(http_parser_t *p, const char *buf, size_t len,
         return -431;
       return HTTP_PARSE_INCOMPLETE;
     }
-    if (head_len > max_head)
-      return -431;
+    if (head_len > max_head) {
+      /* Report what a shorter read would have: a bad request line is
+       * found before the size, whichever read brings the excess. */
+      int rc = check_partial(p, buf, len, start);
+      return rc != 0 ? rc : -431;
+    }
   }
 
   head_t h;
