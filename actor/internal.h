@@ -19,6 +19,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "isle/actor.h"
 #include "isle/error.h"
 #include "mailbox/internal.h"
@@ -131,12 +133,19 @@ struct isle_runtime_s {
   _Atomic uint64_t xstalls;
   _Atomic uint64_t xtimers_fired;
   _Atomic uint64_t xtimers_dropped;
+  _Atomic uint64_t xtcp_accepted;
+  _Atomic uint64_t xtcp_refused;
+  _Atomic uint64_t xtcp_open;
   _Atomic uint64_t xnext_id; /* monitor and timer ids */
-  /* Names (names.c) and timers (timer.c): created on first use. */
+  /* Names (names.c), the io thread's loop (loop.c) with its timers
+   * (timer.c) and TCP (io.c): created on first use. */
   pthread_mutex_t names_lock;
   struct isle__names_s *names;
+  pthread_mutex_t loop_lock;
+  _Atomic(struct isle__loop_s *) xloop;
   pthread_mutex_t timers_lock;
   struct isle__timers_s *timers;
+  struct isle__io_s *io;
 };
 
 static inline isle__slot_t *isle__slot_of(isle_runtime_t *rt, isle_ref_t r) {
@@ -210,11 +219,48 @@ int isle__life_link_child(isle_ctx_t *ctx, isle__actor_t *child);
 void isle__names_forget(isle_runtime_t *rt, isle_ref_t self);
 void isle__names_free(isle_runtime_t *rt);
 
+/* ----- loop.c: the io thread --------------------------------------------- */
+
+typedef struct isle__loop_s isle__loop_t;
+typedef struct isle__cmd_s isle__cmd_t;
+
+/* Work for the io thread: run(c, loop) runs there and owns c. */
+struct isle__cmd_s {
+  isle__cmd_t *next;
+  void (*run)(isle__cmd_t *c, isle__loop_t *l);
+};
+
+struct isle__loop_s {
+  isle_runtime_t *rt;
+  uv_loop_t uv;
+  uv_async_t wake;
+  pthread_t thread;
+  pthread_mutex_t lock; /* the command list */
+  isle__cmd_t *head, *tail;
+  isle__cmd_t quit; /* posted by isle__loop_free: stopping cannot fail */
+};
+
+/* The loop, started on first use; NULL without memory or threads. */
+isle__loop_t *isle__loop_get(isle_runtime_t *rt);
+/* Queues `c` for the io thread and wakes it. Any thread. */
+void isle__loop_post(isle__loop_t *l, isle__cmd_t *c);
+/* Stops the io thread (runtime teardown). */
+void isle__loop_free(isle_runtime_t *rt);
+
 /* ----- timer.c ----------------------------------------------------------- */
 
 /* The actor `self` ended: its timers are dropped (and counted). */
 void isle__timers_forget(isle_runtime_t *rt, isle_ref_t self);
-/* Stops the io thread and frees every timer (runtime teardown). */
+/* On the io thread, stopping: drops every timer (counted). */
+void isle__timers_quit(isle__loop_t *l);
+/* After the io thread stopped: frees the timer table. */
 void isle__timers_free(isle_runtime_t *rt);
+
+/* ----- io.c -------------------------------------------------------------- */
+
+/* On the io thread, stopping: closes every listener and connection. */
+void isle__io_quit(isle__loop_t *l);
+/* After the io thread stopped: frees the connection table. */
+void isle__io_free(isle_runtime_t *rt);
 
 #endif /* ISLE_ACTOR_INTERNAL_H */

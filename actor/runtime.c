@@ -212,6 +212,7 @@ int isle_runtime_new(const isle_runtime_config_t *cfg, isle_runtime_t **out) {
   pthread_mutex_init(&rt->global_lock, NULL);
   pthread_mutex_init(&rt->names_lock, NULL);
   pthread_mutex_init(&rt->timers_lock, NULL);
+  pthread_mutex_init(&rt->loop_lock, NULL);
   *out = rt;
   return 0;
 }
@@ -296,13 +297,18 @@ void isle_runtime_release(isle_runtime_t *rt) {
 void isle_runtime_free(isle_runtime_t *rt) {
   if (!rt || atomic_load(&rt->xrunning))
     return;
-  isle__timers_free(rt); /* first: no timer fires into what ends next */
+  /* The io thread first: no timer or connection delivers into what ends
+   * next. */
+  isle__loop_free(rt);
+  isle__timers_free(rt);
+  isle__io_free(rt);
   isle__actors_end_all(rt);
   isle__names_free(rt);
   munmap(rt->slots, sizeof(isle__slot_t) * (size_t)rt->cfg.max_actors);
   pthread_mutex_destroy(&rt->global_lock);
   pthread_mutex_destroy(&rt->names_lock);
   pthread_mutex_destroy(&rt->timers_lock);
+  pthread_mutex_destroy(&rt->loop_lock);
   isle_free(rt->workers);
   isle_free(rt);
 }
@@ -323,6 +329,11 @@ int isle_runtime_stats(isle_runtime_t *rt, isle_runtime_stats_t *out) {
       atomic_load_explicit(&rt->xtimers_fired, memory_order_relaxed);
   out->timers_dropped =
       atomic_load_explicit(&rt->xtimers_dropped, memory_order_relaxed);
+  out->tcp_accepted =
+      atomic_load_explicit(&rt->xtcp_accepted, memory_order_relaxed);
+  out->tcp_refused =
+      atomic_load_explicit(&rt->xtcp_refused, memory_order_relaxed);
+  out->tcp_open = atomic_load_explicit(&rt->xtcp_open, memory_order_relaxed);
   for (unsigned i = 0; i < rt->nworkers; i++) {
     isle__worker_t *w = &rt->workers[i];
     out->messages += atomic_load_explicit(&w->xmessages, memory_order_relaxed);

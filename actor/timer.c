@@ -40,23 +40,14 @@ typedef struct timer_s {
   bool live; /* in the table (under timers_lock) */
 } timer_t_;
 
-enum cmd_kind { CMD_START, CMD_CANCEL, CMD_FORGET, CMD_QUIT };
-
 typedef struct cmd_s {
-  struct cmd_s *next;
-  enum cmd_kind kind;
-  timer_t_ *timer;   /* START, CANCEL */
-  isle_ref_t target; /* FORGET */
+  isle__cmd_t base;
+  timer_t_ *timer;   /* start, cancel */
+  isle_ref_t target; /* forget */
 } cmd_t;
 
+/* Under timers_lock. */
 struct isle__timers_s {
-  isle_runtime_t *rt;
-  uv_loop_t loop;
-  uv_async_t wake;
-  pthread_t thread;
-  cmd_t *quit; /* allocated up front: stopping cannot fail */
-  /* Under timers_lock: */
-  cmd_t *cmds, *cmds_tail;
   timer_t_ **table; /* live timers by id */
   size_t nbuckets;  /* power of two */
   size_t count;
@@ -107,7 +98,7 @@ static timer_t_ *table_take(struct isle__timers_s *t, uint64_t id) {
 
 static void timer_closed(uv_handle_t *h) {
   timer_t_ *tm = (timer_t_ *)h;
-  isle_runtime_t *rt = ((struct isle__timers_s *)h->loop->data)->rt;
+  isle_runtime_t *rt = ((isle__loop_t *)h->loop->data)->rt;
   isle_free(tm->msg);
   isle_free(tm);
   isle_runtime_release(rt); /* the hold taken at start */
@@ -134,8 +125,8 @@ static isle_msg_t *msg_copy(const isle_msg_t *m) {
 
 static void timer_fired(uv_timer_t *h) {
   timer_t_ *tm = (timer_t_ *)h;
-  struct isle__timers_s *t = h->loop->data;
-  isle_runtime_t *rt = t->rt;
+  isle_runtime_t *rt = ((isle__loop_t *)h->loop->data)->rt;
+  struct isle__timers_s *t = rt->timers;
   bool periodic = tm->period_ms != 0;
   pthread_mutex_lock(&rt->timers_lock);
   bool live = tm->live;
@@ -168,10 +159,10 @@ static void timer_fired(uv_timer_t *h) {
   }
 }
 
-static void forget_target(struct isle__timers_s *t, isle_ref_t target) {
-  isle_runtime_t *rt = t->rt;
+static void forget_target(isle_runtime_t *rt, isle_ref_t target) {
   timer_t_ *gone = NULL;
   pthread_mutex_lock(&rt->timers_lock);
+  struct isle__timers_s *t = rt->timers;
   for (size_t i = 0; i < t->nbuckets; i++)
     for (timer_t_ *e = t->table[i], *next; e; e = next) {
       next = e->next_live;
@@ -189,147 +180,91 @@ static void forget_target(struct isle__timers_s *t, isle_ref_t target) {
   }
 }
 
-static void close_any(uv_handle_t *h, void *arg) {
-  (void)arg;
-  if (!uv_is_closing(h)) {
-    if (h->type == UV_TIMER)
-      timer_end((timer_t_ *)h);
-    else
-      uv_close(h, NULL);
-  }
+static void cmd_start(isle__cmd_t *base, isle__loop_t *l) {
+  cmd_t *c = (cmd_t *)base;
+  /* libuv counts in whole milliseconds of a clock it truncates: a plain
+   * delay would fire up to 1 ms early. So aim at the first loop time not
+   * before the due time taken when the timer was started (that also
+   * leaves out the time the command waited here). */
+  uv_update_time(&l->uv);
+  uint64_t loop_ns = uv_now(&l->uv) * 1000000u;
+  uint64_t due = c->timer->due_ns;
+  uint64_t ms = due > loop_ns ? (due - loop_ns + 999999u) / 1000000u : 0;
+  uv_timer_init(&l->uv, &c->timer->uv);
+  uv_timer_start(&c->timer->uv, timer_fired, ms, c->timer->period_ms);
+  isle_free(c);
 }
 
-static void run_commands(uv_async_t *a) {
-  struct isle__timers_s *t = a->data;
-  isle_runtime_t *rt = t->rt;
-  pthread_mutex_lock(&rt->timers_lock);
-  cmd_t *c = t->cmds;
-  t->cmds = t->cmds_tail = NULL;
-  pthread_mutex_unlock(&rt->timers_lock);
-  while (c) {
-    cmd_t *next = c->next;
-    switch (c->kind) {
-    case CMD_START: {
-      /* libuv counts in whole milliseconds of a clock it truncates: a plain
-       * delay would fire up to 1 ms early. So aim at the first loop time
-       * not before the due time taken when the timer was started (that
-       * also leaves out the time the command waited here). */
-      uv_update_time(&t->loop);
-      uint64_t loop_ns = uv_now(&t->loop) * 1000000u;
-      uint64_t due = c->timer->due_ns;
-      uint64_t ms = due > loop_ns ? (due - loop_ns + 999999u) / 1000000u : 0;
-      uv_timer_init(&t->loop, &c->timer->uv);
-      uv_timer_start(&c->timer->uv, timer_fired, ms, c->timer->period_ms);
-      break;
+static void cmd_cancel(isle__cmd_t *base, isle__loop_t *l) {
+  (void)l;
+  cmd_t *c = (cmd_t *)base;
+  timer_end(c->timer);
+  isle_free(c);
+}
+
+static void cmd_forget(isle__cmd_t *base, isle__loop_t *l) {
+  cmd_t *c = (cmd_t *)base;
+  forget_target(l->rt, c->target);
+  isle_free(c);
+}
+
+/* The timers, created on first use. Under timers_lock. */
+static struct isle__timers_s *timers(isle_runtime_t *rt) {
+  if (!rt->timers) {
+    struct isle__timers_s *t = isle_calloc(1, sizeof *t);
+    if (!t)
+      return NULL;
+    t->nbuckets = 16;
+    t->table = isle_calloc(t->nbuckets, sizeof *t->table);
+    if (!t->table) {
+      isle_free(t);
+      return NULL;
     }
-    case CMD_CANCEL:
-      timer_end(c->timer);
-      break;
-    case CMD_FORGET:
-      forget_target(t, c->target);
-      break;
-    case CMD_QUIT:
-      /* Every handle, live or not, is closed; the loop then runs out. */
-      uv_walk(&t->loop, close_any, NULL);
-      break;
-    }
-    isle_free(c);
-    c = next;
+    rt->timers = t;
   }
-}
-
-static void *io_main(void *arg) {
-  struct isle__timers_s *t = arg;
-  isle_heap_set_thread_name("io");
-  pthread_setname_np(pthread_self(), "io");
-  uv_run(&t->loop, UV_RUN_DEFAULT);
-  isle_heap_collect();
-  return NULL;
-}
-
-/* ===== Commands ======================================================== */
-
-/* Queues a command (under timers_lock) and wakes the loop. */
-static void post(struct isle__timers_s *t, cmd_t *c) {
-  c->next = NULL;
-  if (t->cmds_tail)
-    t->cmds_tail->next = c;
-  else
-    t->cmds = c;
-  t->cmds_tail = c;
-  uv_async_send(&t->wake);
-}
-
-/* The timers and their thread, started on first use. Under timers_lock. */
-static struct isle__timers_s *service(isle_runtime_t *rt) {
-  if (rt->timers)
-    return rt->timers;
-  struct isle__timers_s *t = isle_calloc(1, sizeof *t);
-  if (!t)
-    return NULL;
-  t->rt = rt;
-  t->nbuckets = 16;
-  t->table = isle_calloc(t->nbuckets, sizeof *t->table);
-  t->quit = isle_malloc(sizeof *t->quit);
-  if (!t->table || !t->quit || uv_loop_init(&t->loop) != 0) {
-    isle_free(t->table);
-    isle_free(t->quit);
-    isle_free(t);
-    return NULL;
-  }
-  t->loop.data = t;
-  t->wake.data = t;
-  uv_async_init(&t->loop, &t->wake, run_commands);
-  if (pthread_create(&t->thread, NULL, io_main, t) != 0) {
-    uv_close((uv_handle_t *)&t->wake, NULL);
-    uv_run(&t->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&t->loop);
-    isle_free(t->table);
-    isle_free(t->quit);
-    isle_free(t);
-    return NULL;
-  }
-  rt->timers = t;
-  return t;
+  return rt->timers;
 }
 
 /* ===== Internal functions ============================================== */
 
 void isle__timers_forget(isle_runtime_t *rt, isle_ref_t self) {
-  cmd_t *c = isle_malloc(sizeof *c);
-  pthread_mutex_lock(&rt->timers_lock);
-  if (rt->timers && c) {
-    c->kind = CMD_FORGET;
-    c->target = self;
-    post(rt->timers, c);
-    c = NULL;
-  }
-  pthread_mutex_unlock(&rt->timers_lock);
+  isle__loop_t *l = atomic_load_explicit(&rt->xloop, memory_order_acquire);
+  cmd_t *c = l ? isle_malloc(sizeof *c) : NULL;
   /* Without memory for the command, the timers still end at their next
    * expiry (the send fails); this only hastens it. */
-  isle_free(c);
+  if (c) {
+    c->base.run = cmd_forget;
+    c->target = self;
+    isle__loop_post(l, &c->base);
+  }
+}
+
+void isle__timers_quit(isle__loop_t *l) {
+  isle_runtime_t *rt = l->rt;
+  timer_t_ *gone = NULL;
+  pthread_mutex_lock(&rt->timers_lock);
+  struct isle__timers_s *t = rt->timers;
+  for (size_t i = 0; t && i < t->nbuckets; i++)
+    while (t->table[i]) {
+      timer_t_ *e = table_take(t, t->table[i]->id);
+      e->next_live = gone;
+      gone = e;
+    }
+  pthread_mutex_unlock(&rt->timers_lock);
+  /* Live timers never fired: dropped. Cancelled ones are already closing. */
+  for (timer_t_ *e = gone, *next; e; e = next) {
+    next = e->next_live;
+    dropped(rt);
+    timer_end(e);
+  }
 }
 
 void isle__timers_free(isle_runtime_t *rt) {
-  struct isle__timers_s *t = rt->timers;
-  if (!t)
-    return;
-  cmd_t *c = t->quit;
-  c->kind = CMD_QUIT;
-  pthread_mutex_lock(&rt->timers_lock);
-  /* Timers still live count as dropped: they never fired. */
-  for (size_t i = 0; i < t->nbuckets; i++)
-    for (timer_t_ *e = t->table[i]; e; e = e->next_live) {
-      e->live = false;
-      dropped(rt);
-    }
-  post(t, c);
-  pthread_mutex_unlock(&rt->timers_lock);
-  pthread_join(t->thread, NULL);
-  uv_loop_close(&t->loop);
-  isle_free(t->table);
-  isle_free(t);
-  rt->timers = NULL;
+  if (rt->timers) {
+    isle_free(rt->timers->table);
+    isle_free(rt->timers);
+    rt->timers = NULL;
+  }
 }
 
 /* ===== Public functions ================================================ */
@@ -352,14 +287,15 @@ int isle_timer_start(isle_runtime_t *rt, isle_ref_t target, isle_msg_t *msg,
   tm->msg = msg;
   tm->due_ns = uv_hrtime() + delay_ms * 1000000u;
   tm->period_ms = period_ms;
-  c->kind = CMD_START;
+  c->base.run = cmd_start;
   c->timer = tm;
   uint64_t my_id = tm->id; /* tm may fire and be freed once posted */
   int rc = 0;
   /* Pending work from now: before the timer can fire and release it. */
   isle_runtime_hold(rt);
+  isle__loop_t *l = isle__loop_get(rt);
   pthread_mutex_lock(&rt->timers_lock);
-  struct isle__timers_s *t = service(rt);
+  struct isle__timers_s *t = l ? timers(rt) : NULL;
   if (!t || table_grow(t) != 0) {
     rc = ISLE_ENOMEM;
   } else {
@@ -372,7 +308,8 @@ int isle_timer_start(isle_runtime_t *rt, isle_ref_t target, isle_msg_t *msg,
      * the timer's next expiry. */
     atomic_fetch_or_explicit(&isle__slot_of(rt, target)->xflags,
                              ISLE__SLOT_TIMED, memory_order_seq_cst);
-    post(t, c);
+    /* Under the lock: a cancel (or forget) is posted after this start. */
+    isle__loop_post(l, &c->base);
   }
   pthread_mutex_unlock(&rt->timers_lock);
   if (rc) {
@@ -396,9 +333,11 @@ int isle_timer_cancel(isle_runtime_t *rt, uint64_t id) {
   pthread_mutex_lock(&rt->timers_lock);
   timer_t_ *tm = rt->timers ? table_take(rt->timers, id) : NULL;
   if (tm) {
-    c->kind = CMD_CANCEL;
+    c->base.run = cmd_cancel;
     c->timer = tm;
-    post(rt->timers, c);
+    /* Under the lock: after the start command, which posted under it. */
+    isle__loop_post(atomic_load_explicit(&rt->xloop, memory_order_acquire),
+                    &c->base);
     c = NULL;
     rc = 0;
   }

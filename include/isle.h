@@ -15,5 +15,6 @@
 #include "isle/mailbox.h"
 #include "isle/actor.h"
 #include "isle/lifecycle.h"
+#include "isle/io.h"
 
 #endif /* ISLE_H */

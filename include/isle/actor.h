@@ -98,6 +98,9 @@ typedef struct isle_runtime_stats_s {
   uint64_t timers_fired;   /* timer messages delivered */
   uint64_t timers_dropped; /* timers whose target was gone or full, or
                               that never fired (runtime freed) */
+  uint64_t tcp_accepted;   /* connections accepted (include/isle/io.h) */
+  uint64_t tcp_refused;    /* ... closed at once: over max_conns */
+  uint64_t tcp_open;       /* open now */
 } isle_runtime_stats_t;
 
 /* ===== The runtime — any thread ========================================== */

@@ -229,7 +229,8 @@ size_t isle_heap_flow(isle_heap_flow_t *out, size_t max);
 int isle_profile_start(const char *path, unsigned interval_ms);
 
 /* Stops the sampler: writes the final snapshot, closes the file and joins
- * the thread. Returns 0; ISLE_ESTATE when no sampler runs; ISLE_EIO when a
+ * the thread. Returns 0; ISLE_ESTATE when no sampler runs (in a child made
+ * by fork, the parent's sampler counts as not running); ISLE_EIO when a
  * write failed at any point (the file is closed all the same). */
 int isle_profile_stop(void);
 

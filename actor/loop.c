@@ -1,0 +1,114 @@
+/* isle — MIT licensed. */
+/*
+ * The runtime's libuv loop, in its "io" thread: timers (timer.c) and TCP
+ * (io.c) live on it. Started on first use, stopped by isle_runtime_free.
+ *
+ * Only the io thread touches the loop. Other threads hand it commands: a
+ * locked list and uv_async_send, the one thread-safe libuv call (it
+ * coalesces: many posts, one wake-up, and the loop then runs every command
+ * queued). A command is a function and its own memory, freed by it.
+ *
+ * Threads: isle__loop_get and isle__loop_post from any thread;
+ * isle__loop_free from the thread freeing the runtime.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+
+#include "internal.h"
+#include "isle/heap.h"
+
+static void run_commands(uv_async_t *a) {
+  isle__loop_t *l = a->data;
+  pthread_mutex_lock(&l->lock);
+  isle__cmd_t *c = l->head;
+  l->head = l->tail = NULL;
+  pthread_mutex_unlock(&l->lock);
+  while (c) {
+    isle__cmd_t *next = c->next;
+    c->run(c, l);
+    c = next;
+  }
+}
+
+static void close_rest(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h))
+    uv_close(h, NULL);
+}
+
+/* The last command: every module lets go of its handles, then whatever
+ * is left (the async) closes and uv_run runs out. */
+static void quit(isle__cmd_t *c, isle__loop_t *l) {
+  (void)c; /* l->quit, freed with the loop */
+  isle__timers_quit(l);
+  isle__io_quit(l);
+  uv_walk(&l->uv, close_rest, NULL);
+}
+
+static void *io_main(void *arg) {
+  isle__loop_t *l = arg;
+  isle_heap_set_thread_name("io");
+  pthread_setname_np(pthread_self(), "io");
+  uv_run(&l->uv, UV_RUN_DEFAULT);
+  isle_heap_collect();
+  return NULL;
+}
+
+isle__loop_t *isle__loop_get(isle_runtime_t *rt) {
+  /* Acquire: pairs with the release store below; the fast path once the
+   * loop runs. */
+  isle__loop_t *l = atomic_load_explicit(&rt->xloop, memory_order_acquire);
+  if (l)
+    return l;
+  pthread_mutex_lock(&rt->loop_lock);
+  l = atomic_load_explicit(&rt->xloop, memory_order_relaxed);
+  if (!l && (l = isle_calloc(1, sizeof *l)) != NULL) {
+    l->rt = rt;
+    if (uv_loop_init(&l->uv) != 0) {
+      isle_free(l);
+      l = NULL;
+    } else {
+      pthread_mutex_init(&l->lock, NULL);
+      l->uv.data = l;
+      l->wake.data = l;
+      l->quit.run = quit;
+      uv_async_init(&l->uv, &l->wake, run_commands);
+      if (pthread_create(&l->thread, NULL, io_main, l) != 0) {
+        uv_close((uv_handle_t *)&l->wake, NULL);
+        uv_run(&l->uv, UV_RUN_DEFAULT);
+        uv_loop_close(&l->uv);
+        pthread_mutex_destroy(&l->lock);
+        isle_free(l);
+        l = NULL;
+      } else {
+        atomic_store_explicit(&rt->xloop, l, memory_order_release);
+      }
+    }
+  }
+  pthread_mutex_unlock(&rt->loop_lock);
+  return l;
+}
+
+void isle__loop_post(isle__loop_t *l, isle__cmd_t *c) {
+  c->next = NULL;
+  pthread_mutex_lock(&l->lock);
+  if (l->tail)
+    l->tail->next = c;
+  else
+    l->head = c;
+  l->tail = c;
+  pthread_mutex_unlock(&l->lock);
+  uv_async_send(&l->wake);
+}
+
+void isle__loop_free(isle_runtime_t *rt) {
+  isle__loop_t *l = atomic_load_explicit(&rt->xloop, memory_order_acquire);
+  if (!l)
+    return;
+  isle__loop_post(l, &l->quit);
+  pthread_join(l->thread, NULL);
+  uv_loop_close(&l->uv);
+  pthread_mutex_destroy(&l->lock);
+  isle_free(l);
+  atomic_store_explicit(&rt->xloop, NULL, memory_order_relaxed);
+}

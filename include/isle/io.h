@@ -1,0 +1,126 @@
+/* isle — MIT licensed. */
+/*
+ * TCP as actor messages, on the libuv loop of the runtime's "io" thread
+ * (docs/io.md says why one dedicated thread, with figures).
+ *
+ * A listener hands each new connection to an acceptor actor
+ * (ISLE_MSG_TCP_ACCEPT); the acceptor gives it an owner actor with
+ * isle_tcp_start, which then receives the connection's events:
+ *   ISLE_MSG_TCP_DATA     bytes read (isle_tcp_data), at most read_size
+ *   ISLE_MSG_TCP_EOF      the peer finished sending, or isle_io_shutdown
+ *                         asks the owner to finish up
+ *   ISLE_MSG_TCP_DRAINED  the write backlog fell to half of max_output
+ *                         after a write was refused with ISLE_EFULL
+ *   ISLE_MSG_TCP_CLOSED   the connection is gone (isle_tcp_close, a read
+ *                         or write error, the idle timeout, shutdown);
+ *                         the last event, with a reason
+ * Every event but DATA carries an isle_tcp_event_t (isle_tcp_event).
+ *
+ * Ownership. Received bytes are read straight into a message the owner
+ * then owns like any other (no copy after the read). isle_tcp_write takes
+ * a message whose payload is the bytes to write: on success the io thread
+ * owns it and frees it (back to the heap it came from) when the write has
+ * completed; on failure the caller keeps it.
+ *
+ * Limits (isle_tcp_opts_t): connections per listener (beyond it new ones
+ * are closed at once, counted in tcp_refused), bytes buffered for output
+ * per connection (beyond it writes fail with ISLE_EFULL: the owner stops
+ * reading or closes), bytes per read, an idle timeout. A slow owner does
+ * not make the io thread buffer without bound: when its mailbox is full
+ * (give owner types a mailbox_capacity), reading from that connection
+ * pauses until the owner catches up.
+ *
+ * A connection whose owner ends is closed by the next event that cannot
+ * be delivered; an owner should close its connection in finalize.
+ *
+ * Threads: every function here from any thread (inside actors too).
+ */
+#ifndef ISLE_IO_H
+#define ISLE_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "isle/actor.h"
+#include "isle/lifecycle.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Handles of connections and listeners; 0 is none. Like actor handles,
+ * safe to use after the connection is gone (ISLE_EDEAD). */
+typedef uint64_t isle_conn_t;
+typedef uint64_t isle_listener_t;
+
+#define ISLE_MSG_TCP_ACCEPT (ISLE_MSG_RESERVED + 0x10)
+#define ISLE_MSG_TCP_DATA (ISLE_MSG_RESERVED + 0x11)
+#define ISLE_MSG_TCP_EOF (ISLE_MSG_RESERVED + 0x12)
+#define ISLE_MSG_TCP_DRAINED (ISLE_MSG_RESERVED + 0x13)
+#define ISLE_MSG_TCP_CLOSED (ISLE_MSG_RESERVED + 0x14)
+
+typedef struct isle_tcp_event_s {
+  isle_conn_t conn;
+  isle_listener_t listener;
+  int reason; /* CLOSED: 0 (closed by isle_tcp_close), ISLE_EIO (error),
+                 ISLE_ESHUTDOWN (idle timeout, shutdown); else 0 */
+} isle_tcp_event_t;
+
+typedef struct isle_tcp_opts_s {
+  const char *host;   /* address to bind; NULL: "127.0.0.1" */
+  uint16_t port;      /* 0: any free port (see *port_out) */
+  int backlog;        /* 0: 511 */
+  uint32_t max_conns; /* open at once; 0: 10,000 */
+  size_t max_output;  /* bytes queued for writing per connection; 0: 1 MiB */
+  size_t read_size;   /* bytes per read (and DATA message); 0: 16 KiB */
+  uint32_t idle_ms;   /* close after this long without input; 0: never */
+} isle_tcp_opts_t;
+
+/* Listens; new connections go to `acceptor` as ISLE_MSG_TCP_ACCEPT. An
+ * open listener keeps the runtime from being quiescent. The listener's
+ * handle goes to *out and its port to *port_out (both may be NULL).
+ * Returns 0, ISLE_EINVAL (bad options or handle), ISLE_EIO (bind or listen
+ * failed: address in use, ...), ISLE_ENOMEM. Waits for the io thread. */
+int isle_tcp_listen(isle_runtime_t *rt, const isle_tcp_opts_t *opts,
+                    isle_ref_t acceptor, isle_listener_t *out,
+                    uint16_t *port_out);
+
+/* Stops listening (open connections stay). 0, ISLE_EDEAD (not open). */
+int isle_tcp_unlisten(isle_runtime_t *rt, isle_listener_t listener);
+
+/* Gives an accepted connection its owner and starts reading. 0,
+ * ISLE_EDEAD (gone), ISLE_ESTATE (started already), ISLE_EINVAL. */
+int isle_tcp_start(isle_runtime_t *rt, isle_conn_t conn, isle_ref_t owner);
+
+/* Writes the payload of `msg` (isle_msg_size bytes; for a received
+ * ISLE_MSG_TCP_DATA message, its bytes: an echo needs no copy). 0: the io
+ * thread
+ * owns `msg`; ISLE_EFULL: more than max_output would be queued (an
+ * ISLE_MSG_TCP_DRAINED follows when half of it is written); ISLE_EDEAD:
+ * closed or closing; ISLE_EINVAL. On error `msg` stays the caller's. */
+int isle_tcp_write(isle_runtime_t *rt, isle_conn_t conn, isle_msg_t *msg);
+
+/* Closes: `graceful` writes what is queued first and then sends FIN;
+ * otherwise queued output is dropped. The owner gets ISLE_MSG_TCP_CLOSED.
+ * 0, ISLE_EDEAD (closed already), ISLE_EINVAL, ISLE_ENOMEM. */
+int isle_tcp_close(isle_runtime_t *rt, isle_conn_t conn, bool graceful);
+
+/* Clean shutdown (say on SIGTERM, from a thread, not the handler): closes
+ * every listener, tells every connection's owner ISLE_MSG_TCP_EOF (stop
+ * reading; finish, then close), and closes what is still open after
+ * deadline_ms. The runtime then becomes quiescent once the actors are
+ * idle. 0 or ISLE_ENOMEM. */
+int isle_io_shutdown(isle_runtime_t *rt, uint32_t deadline_ms);
+
+/* The bytes of an ISLE_MSG_TCP_DATA message (NULL if it is not one);
+ * *len and *conn (may be NULL) get their length and connection. */
+char *isle_tcp_data(isle_msg_t *msg, size_t *len, isle_conn_t *conn);
+
+/* The event of any other ISLE_MSG_TCP_* message (NULL if not one). */
+const isle_tcp_event_t *isle_tcp_event(isle_msg_t *msg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ISLE_IO_H */
