@@ -375,8 +375,10 @@ int isle_profile_start(const char *path, unsigned interval_ms) {
 
 int isle_profile_stop(void) {
   pthread_mutex_lock(&prof.lock);
+  /* A forked child inherits the state but not the thread: nothing to
+   * join there, and the file is the parent's. */
   if (!atomic_load_explicit(&prof.xrunning, memory_order_relaxed) ||
-      prof.stopping) {
+      prof.stopping || prof.pid != getpid()) {
     pthread_mutex_unlock(&prof.lock);
     return ISLE_ESTATE;
   }

@@ -446,6 +446,24 @@ static void test_profile_stop_reports_failed_writes(void **state) {
   assert_int_equal(isle_profile_running(), 0);
 }
 
+/* A child made by fork has no sampler thread: stopping there is refused
+ * and leaves the parent's sampler running. */
+static void test_profile_stop_in_a_forked_child_is_a_state_error(void **s) {
+  char path[512];
+  tmp_path(path, sizeof path, "fork.jsonl");
+  assert_int_equal(isle_profile_start(path, 5), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0)
+    _exit(isle_profile_stop() == ISLE_ESTATE ? 0 : 1);
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  assert_int_equal(isle_profile_running(), 1);
+  assert_int_equal(isle_profile_stop(), 0);
+}
+
 /* ===== The sampler: a known program profiled ============================ */
 
 static void test_profile_of_a_known_program(void **state) {
@@ -694,6 +712,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_profile_stop_without_start_is_a_state_error),
       cmocka_unit_test(test_profile_start_twice_is_busy_and_restart_works),
       cmocka_unit_test(test_profile_stop_reports_failed_writes),
+      cmocka_unit_test(test_profile_stop_in_a_forked_child_is_a_state_error),
       cmocka_unit_test(test_profile_of_a_known_program),
       cmocka_unit_test(test_profile_starts_from_the_environment),
       cmocka_unit_test(test_profile_bad_interval_falls_back_with_a_warning),
