@@ -221,13 +221,16 @@ int isle__spawn(isle_runtime_t *rt, isle_ctx_t *parent,
   /* Open for sends, but not idle: a send during init queues without
    * scheduling the actor, which is not runnable until init is done. */
   isle__mbox_reopen(&s->mbox, gen, type->mailbox_capacity);
+  isle_ctx_t ctx = {.rt = rt, .worker = w, .actor = a};
   if (type->init) {
-    isle_ctx_t ctx = {.rt = rt, .worker = w, .actor = a};
     int rc = type->init(&ctx, a->state, arg);
     if (rc != 0) {
       /* Never seen alive: whoever it monitored or linked to in init hears
-       * of it as of any exit, with init's error. */
-      actor_end(rt, w, a, rc < 0 ? rc : ISLE_EINVAL, false, false);
+       * of it as of any exit, with init's error. notify must be true for
+       * that: with false, a link made in init was left dangling on the
+       * other side and a monitor request that reached this mailbox during
+       * init never got its DOWN. */
+      actor_end(rt, w, a, rc < 0 ? rc : ISLE_EINVAL, true, false);
       return rc < 0 ? rc : ISLE_EINVAL;
     }
   }
@@ -242,6 +245,14 @@ int isle__spawn(isle_runtime_t *rt, isle_ctx_t *parent,
   }
   if (out)
     *out = a->self;
+  if (ctx.stop) {
+    /* init ended the actor (isle_ctx_stop, or isle_exit on itself): like
+     * any callback, it ends when init returns. The spawn succeeded, and
+     * after the link, so a spawn_link's caller hears of this end. Before,
+     * the flag was dropped with init's ctx and the actor lived on. */
+    actor_end(rt, w, a, ctx.stop_reason, true, true);
+    return 0;
+  }
   /* Messages sent during init: run them; else the actor idles. */
   if (!isle__mbox_try_idle(&s->mbox))
     schedule(rt, w, a);
