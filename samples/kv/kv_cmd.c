@@ -871,11 +871,15 @@ static void cmd_info(kv_keyspace_t *ks, const resp_arg_t *argv, size_t argc,
   append_str(&text, "\r\n");
   if (env->info != NULL)
     env->info(env->info_arg, &text);
-  append_str(&text, "# Keyspace\r\ndb0:keys=");
-  append_ll(&text, (long long)ks->count);
-  append_str(&text, ",expires=");
-  append_ll(&text, (long long)ks->expires);
-  append_str(&text, ",avg_ttl=0\r\n");
+  /* Without a keyspace (a sharded server runs INFO outside its shards),
+   * the info hook writes the Keyspace section. */
+  if (ks != NULL) {
+    append_str(&text, "# Keyspace\r\ndb0:keys=");
+    append_ll(&text, (long long)ks->count);
+    append_str(&text, ",expires=");
+    append_ll(&text, (long long)ks->expires);
+    append_str(&text, ",avg_ttl=0\r\n");
+  }
   if (text.failed)
     kv_reply_error(out, oom_error);
   else

@@ -150,7 +150,9 @@ typedef enum kv_merge_kind_e {
 typedef struct kv_env_s {
   int64_t now_ms; /* the clock, milliseconds, >= 0 */
   /* INFO: appends lines ("name:value\r\n", "# Section\r\n") with the
-   * runtime's per-thread figures; NULL for none. */
+   * runtime's per-thread figures; NULL for none. INFO run with a NULL
+   * keyspace (KV_KEYS_NONE commands may be) leaves the Keyspace section
+   * to this hook. */
   void (*info)(void *arg, kv_buf_t *text);
   void *info_arg;
 } kv_env_t;
