@@ -235,7 +235,14 @@ void isle__timers_forget(isle_runtime_t *rt, isle_ref_t self) {
   if (c) {
     c->base.run = cmd_forget;
     c->target = self;
+    /* Under timers_lock, like start and cancel: the TIMED bit we saw may
+     * have been set by an isle_timer_start still inside its critical
+     * section, whose start command is not posted yet. Posted before it,
+     * this forget would take the timer and close its handle before
+     * uv_timer_init, and the start would then init a freed timer. */
+    pthread_mutex_lock(&rt->timers_lock);
     isle__loop_post(l, &c->base);
+    pthread_mutex_unlock(&rt->timers_lock);
   }
 }
 
