@@ -417,6 +417,54 @@ static void test_timer_to_a_gone_target_is_dropped(void **state) {
   support_assert_heap_quiet();
 }
 
+/*
+ * Timers started from this thread at actors that end meanwhile on the
+ * workers. A one-shot is either sent (into a mailbox about to close: a
+ * dead letter) or dropped, exactly once; a periodic one is dropped exactly
+ * once, by the end (which tells the io thread) or at an expiry that finds
+ * the target gone. No tick is ever received (each actor's stop is queued
+ * before its timer starts), and the run returns: every timer ended. The
+ * end's "drop this target's timers" must reach the io thread after the
+ * timer's own start: handled before it, it closed a libuv handle never
+ * initialised (an abort in uv_close) and started one already freed.
+ */
+static void starts_at_dying_actors(isle_runtime_t *rt, clock_t_ *c, size_t n,
+                                   uint64_t period_ms) {
+  isle_runtime_hold(rt);
+  support_runner_t r;
+  support_runner_start(&r, rt);
+  for (size_t i = 0; i < n; i++) {
+    isle_ref_t ref = spawn_clock(rt, c);
+    support_send(rt, ref, T_STOP, 0, 0);
+    if (i % 2)
+      support_busy_us(1); /* lands the start at another moment of the end */
+    start(rt, ref, 0, 2, period_ms);
+  }
+  isle_runtime_release(rt);
+  assert_int_equal(support_runner_join(&r), 0);
+  support_assert_workers_ok();
+}
+
+static void test_timer_started_while_its_target_ends(void **state) {
+  size_t n = support_iters(10000);
+  isle_runtime_t *rt = support_runtime(2, 0);
+  clock_t_ *c = clock_new();
+  starts_at_dying_actors(rt, c, n, 0);
+  isle_runtime_stats_t s = support_stats(rt);
+  assert_int_equal(s.timers_dropped + s.timers_fired, n);
+  starts_at_dying_actors(rt, c, n, 2);
+  isle_runtime_stats_t s2 = support_stats(rt);
+  assert_int_equal(s2.timers_dropped - s.timers_dropped, n);
+  assert_int_equal(atomic_load(&c->ticks), 0);
+  assert_int_equal(s2.actors_live, 0);
+  print_message("timers at dying actors: one-shots %" PRIu64
+                " dropped, %" PRIu64 " sent\n",
+                s.timers_dropped, s.timers_fired);
+  isle_runtime_free(rt);
+  free(c);
+  support_assert_heap_quiet();
+}
+
 /* A full mailbox refuses the timer's message: dropped and counted. */
 static void test_timer_into_a_full_mailbox_is_dropped(void **state) {
   isle_runtime_t *rt = support_runtime(1, 0);
@@ -467,6 +515,7 @@ int main(void) {
       T(test_timer_cancel_from_outside_stops_a_periodic_timer),
       T(test_timer_cancel_race_delivers_or_cancels),
       T(test_timer_to_a_gone_target_is_dropped),
+      T(test_timer_started_while_its_target_ends),
       T(test_timer_into_a_full_mailbox_is_dropped),
       T(test_timer_pending_at_free_is_freed),
   };
