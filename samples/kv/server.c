@@ -35,6 +35,7 @@ enum { MSG_COMMAND = 1, MSG_REPLY };
 #define MAX_ARGS 1024   /* arguments of one command */
 #define MAX_PENDING 256 /* commands awaiting replies, per connection */
 #define MAX_SHARDS 64
+#define FLUSH_BYTES (16 * 1024) /* write early past this much output */
 
 static isle_ref_t shards[MAX_SHARDS];
 static size_t nshards;
@@ -249,8 +250,13 @@ static void drain_ready(conn_t *c) {
   }
 }
 
+/* Writes the output once every pending command is answered (one write
+ * for a whole pipelined batch), or when it has grown large (a client
+ * that pipelines without pause), or when closing. */
 static void flush(isle_ctx_t *ctx, conn_t *c) {
   isle_runtime_t *rt = isle_ctx_runtime(ctx);
+  if (c->count && c->out.len < FLUSH_BYTES && !c->closing && !c->eof)
+    return;
   if (c->out.len && !c->closed) {
     isle_msg_t *m = isle_msg_new(0, c->out.len);
     int rc = m ? 0 : ISLE_ENOMEM;
