@@ -126,6 +126,14 @@ static void stop_child(isle_ctx_t *ctx, sup_t *s, size_t i) {
   arm_kill_timer(ctx, s);
 }
 
+/* What receive returns to end with `reason`. A normal exit is ISLE_STOP:
+ * returning the reason itself, 0, would be ISLE_CONTINUE, and a supervisor
+ * asked to exit normally (or whose own supervisor ended normally) would
+ * stop its children and then live on. */
+static int ending(int reason) {
+  return reason == ISLE_EXIT_NORMAL ? ISLE_STOP : reason;
+}
+
 /* Stops every child, then ends with `reason` (see the header). Returns
  * what receive should return. */
 static int shut_down(isle_ctx_t *ctx, sup_t *s, int reason) {
@@ -137,7 +145,7 @@ static int shut_down(isle_ctx_t *ctx, sup_t *s, int reason) {
       stop_child(ctx, s, i);
     }
   }
-  return s->stopping ? ISLE_CONTINUE : s->reason;
+  return s->stopping ? ISLE_CONTINUE : ending(s->reason);
 }
 
 /* Starts every child marked for restart, in order; a start that fails
@@ -186,7 +194,7 @@ static int child_exited(isle_ctx_t *ctx, sup_t *s, size_t i, int reason) {
     return ISLE_CONTINUE;
   disarm_kill_timer(ctx, s);
   if (s->shutting_down)
-    return s->reason;
+    return ending(s->reason);
   return start_pending(ctx, s) == 0 ? ISLE_CONTINUE
                                     : shut_down(ctx, s, ISLE_ERESTARTS);
 }
