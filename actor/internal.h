@@ -124,6 +124,7 @@ struct isle_runtime_s {
   _Atomic uint32_t xrunning;
   pthread_t monitor;
   bool monitor_started;
+  bool profiling; /* this runtime started the heap profile */
   /* Counters written by many threads (relaxed fetch_add). */
   _Alignas(ISLE__CACHE) _Atomic uint64_t xspawned;
   _Atomic uint64_t xstopped;

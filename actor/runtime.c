@@ -209,6 +209,17 @@ int isle_runtime_new(const isle_runtime_config_t *cfg, isle_runtime_t **out) {
     w->ctx.rt = rt;
     w->ctx.worker = w;
   }
+  if (c.profile_path && !isle_profile_running()) {
+    int rc = isle_profile_start(
+        c.profile_path, c.profile_interval_ms ? c.profile_interval_ms : 10);
+    if (rc) {
+      munmap(slots, table);
+      isle_free(rt->workers);
+      isle_free(rt);
+      return rc;
+    }
+    rt->profiling = true;
+  }
   pthread_mutex_init(&rt->global_lock, NULL);
   pthread_mutex_init(&rt->names_lock, NULL);
   pthread_mutex_init(&rt->timers_lock, NULL);
@@ -309,8 +320,11 @@ void isle_runtime_free(isle_runtime_t *rt) {
   pthread_mutex_destroy(&rt->names_lock);
   pthread_mutex_destroy(&rt->timers_lock);
   pthread_mutex_destroy(&rt->loop_lock);
+  bool profiling = rt->profiling;
   isle_free(rt->workers);
   isle_free(rt);
+  if (profiling)
+    isle_profile_stop(); /* the final snapshot, with everything freed */
 }
 
 int isle_runtime_stats(isle_runtime_t *rt, isle_runtime_stats_t *out) {

@@ -80,6 +80,12 @@ typedef struct isle_runtime_config_s {
   isle_stall_fn on_stall; /* NULL: a line on stderr */
   void *stall_arg;
   uint32_t max_actors; /* live actors at once; 0: 4,194,304 */
+  /* Heap profile (docs/profiling.md): if set, isle_runtime_new starts
+   * the sampler writing to this path (isle_profile_start) unless one runs
+   * already (ISLE_PROFILE), and isle_runtime_free stops it, writing the
+   * final snapshot. */
+  const char *profile_path;
+  unsigned profile_interval_ms; /* 0: 10 */
 } isle_runtime_config_t;
 
 typedef struct isle_runtime_stats_s {
@@ -109,8 +115,10 @@ typedef struct isle_runtime_stats_s {
 void isle_runtime_config_init(isle_runtime_config_t *cfg);
 
 /* A runtime, not yet running; `cfg` NULL means defaults. Returns 0,
- * ISLE_EINVAL (NULL `out`, more than 1024 workers, max_actors above 2^30),
- * or ISLE_ENOMEM. Ownership: the caller's; free with isle_runtime_free. */
+ * ISLE_EINVAL (NULL `out`, more than 1024 workers, max_actors above 2^30,
+ * a bad profile interval), ISLE_ENOMEM, or what isle_profile_start
+ * returned for profile_path (ISLE_EIO: cannot write it). Ownership: the
+ * caller's; free with isle_runtime_free. */
 int isle_runtime_new(const isle_runtime_config_t *cfg, isle_runtime_t **out);
 
 /* Starts the workers and blocks until the runtime is quiescent (no actor

@@ -1130,6 +1130,56 @@ static void test_runtime_free_ends_every_remaining_actor(void **state) {
   support_assert_heap_quiet();
 }
 
+/* profile_path starts the heap sampler with the runtime and
+ * isle_runtime_free stops it: the file ends with the final snapshot. A
+ * path that cannot be written fails isle_runtime_new; a zero interval is
+ * the default, not an error. */
+static void test_runtime_profile_path_samples_until_free(void **state) {
+  char path[] = "/tmp/isle-test-profile-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  isle_runtime_config_t cfg;
+  isle_runtime_config_init(&cfg);
+  cfg.workers = 2;
+  cfg.profile_path = path;
+  isle_runtime_t *rt;
+  assert_int_equal(isle_runtime_new(&cfg, &rt), 0);
+  assert_true(isle_profile_running());
+  counts_t c;
+  memset(&c, 0, sizeof c);
+  isle_ref_t ref = spawn_counter(rt, &c, MODE_STOP);
+  support_send(rt, ref, 1, 0, 0);
+  assert_int_equal(isle_runtime_run(rt), 0);
+  isle_runtime_free(rt);
+  assert_false(isle_profile_running());
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  char *line = NULL, *last = NULL;
+  size_t cap = 0;
+  unsigned lines = 0;
+  while (getline(&line, &cap, f) > 0) {
+    lines++;
+    free(last);
+    last = strdup(line);
+  }
+  free(line);
+  fclose(f);
+  unlink(path);
+  assert_true(lines >= 2); /* a header and at least the final snapshot */
+  assert_non_null(last);
+  assert_non_null(strstr(last, "\"final\":true"));
+  assert_non_null(strstr(last, "worker-0"));
+  free(last);
+
+  cfg.profile_path = "/nonexistent-dir/isle.prof";
+  rt = NULL;
+  assert_int_equal(isle_runtime_new(&cfg, &rt), ISLE_EIO);
+  assert_null(rt);
+  assert_false(isle_profile_running());
+  support_assert_heap_quiet();
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup(fn, support_setup_baseline)
   const struct CMUnitTest tests[] = {
@@ -1152,6 +1202,7 @@ int main(void) {
       T(test_runtime_stall_report_ignores_a_turn_of_short_receives),
       T(test_runtime_leaves_no_live_objects_after_cross_worker_traffic),
       T(test_runtime_free_ends_every_remaining_actor),
+      T(test_runtime_profile_path_samples_until_free),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);
