@@ -128,15 +128,27 @@ static void timer_fired(uv_timer_t *h) {
   isle_runtime_t *rt = ((isle__loop_t *)h->loop->data)->rt;
   struct isle__timers_s *t = rt->timers;
   bool periodic = tm->period_ms != 0;
+  isle_msg_t *m = NULL;
+  int rc = 0;
   pthread_mutex_lock(&rt->timers_lock);
   bool live = tm->live;
   if (live && !periodic)
     table_take(t, tm->id); /* a fired one-shot can no longer be cancelled */
+  if (live && periodic) {
+    /* Sent under the lock: a cancel takes the timer out of the table under
+     * it, so once isle_timer_cancel has returned 0 no copy goes out. Sent
+     * after unlocking (as before), a copy that passed the live check could
+     * reach the target after the cancel had returned. */
+    m = msg_copy(tm->msg);
+    rc = m ? isle__send(rt, NULL, ISLE_REF_NONE, tm->target, m) : ISLE_ENOMEM;
+  }
   pthread_mutex_unlock(&rt->timers_lock);
   if (!live)
     return; /* cancelled; the queued CANCEL ends it */
-  isle_msg_t *m = periodic ? msg_copy(tm->msg) : tm->msg;
-  int rc = m ? isle__send(rt, NULL, ISLE_REF_NONE, tm->target, m) : ISLE_ENOMEM;
+  if (!periodic) {
+    m = tm->msg;
+    rc = isle__send(rt, NULL, ISLE_REF_NONE, tm->target, m);
+  }
   if (rc == 0) {
     atomic_fetch_add_explicit(&rt->xtimers_fired, 1, memory_order_relaxed);
     if (!periodic)
