@@ -670,7 +670,7 @@ static const isle_actor_type_t victim_type = {
 };
 
 static void test_lifecycle_monitor_race_delivers_each_down_once(void **state) {
-  size_t targets = support_iters(2000);
+  size_t targets = support_iters(10000);
   isle_runtime_t *rt = support_runtime(2, 0);
   race_t race;
   memset(&race, 0, sizeof race);
@@ -1036,7 +1036,7 @@ static const isle_actor_type_t race_linker_type = {
 };
 
 static void test_lifecycle_link_race_with_a_dying_target(void **state) {
-  size_t n = support_iters(4000);
+  size_t n = support_iters(20000);
   isle_runtime_t *rt = support_runtime(2, 0);
   race_t race;
   memset(&race, 0, sizeof race);
@@ -1233,7 +1233,7 @@ static const isle_actor_type_t namer_type = {
 };
 
 static void test_lifecycle_names_race_leaves_no_stale_name(void **state) {
-  size_t n = support_iters(4000);
+  size_t n = support_iters(20000);
   isle_runtime_t *rt = support_runtime(2, 0);
   isle_runtime_hold(rt);
   support_runner_t r;

@@ -277,7 +277,7 @@ static void test_timer_periodic_fires_until_cancelled(void **state) {
  */
 static void
 test_timer_cancel_from_outside_stops_a_periodic_timer(void **state) {
-  size_t rounds = support_iters(300);
+  size_t rounds = support_iters(1000);
   isle_runtime_t *rt = support_runtime(2, 0);
   isle_runtime_hold(rt);
   support_runner_t r;
@@ -446,7 +446,9 @@ static void starts_at_dying_actors(isle_runtime_t *rt, clock_t_ *c, size_t n,
 }
 
 static void test_timer_started_while_its_target_ends(void **state) {
-  size_t n = support_iters(10000);
+  /* Each end's drop scans every live timer (timer.c): more would measure
+   * that, not the race. */
+  size_t n = support_iters(5000);
   isle_runtime_t *rt = support_runtime(2, 0);
   clock_t_ *c = clock_new();
   starts_at_dying_actors(rt, c, n, 0);
