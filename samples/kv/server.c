@@ -211,6 +211,10 @@ typedef struct pending_s {
   uint32_t waiting; /* shard replies still to come */
   bool merged;      /* split: replies go through `merge` */
   kv_merge_t merge;
+  /* The shard replies `merge` points into (kv_merge_add borrows them
+   * until kv_merge_finish): kept, not freed after their receive. */
+  isle_msg_t **kept;
+  uint32_t nkept;
   kv_buf_t reply; /* the finished reply */
 } pending_t;
 
@@ -233,6 +237,15 @@ static pending_t *pending_of(conn_t *c, uint64_t seq) {
   return &c->q[(c->head + (seq - first)) % MAX_PENDING];
 }
 
+/* Frees the shard replies a finished (or abandoned) merge borrowed. */
+static void pending_free_kept(pending_t *p) {
+  for (uint32_t i = 0; i < p->nkept; i++)
+    isle_msg_free(p->kept[i]);
+  isle_free(p->kept);
+  p->kept = NULL;
+  p->nkept = 0;
+}
+
 /* Moves every finished reply at the head of the queue to the output. */
 static void drain_ready(conn_t *c) {
   while (c->count) {
@@ -242,6 +255,7 @@ static void drain_ready(conn_t *c) {
     if (p->merged) {
       kv_merge_finish(&p->merge, &p->reply);
       p->merged = false;
+      pending_free_kept(p);
     }
     kv_buf_append(&c->out, p->reply.data, p->reply.len);
     kv_buf_deinit(&p->reply);
@@ -329,7 +343,7 @@ static void start_command(isle_ctx_t *ctx, conn_t *c, resp_arg_t *argv,
   }
 }
 
-static void on_reply(conn_t *c, isle_msg_t *msg) {
+static void on_reply(isle_ctx_t *ctx, conn_t *c, isle_msg_t *msg) {
   char *q = isle_msg_data(msg);
   wire_t w;
   memcpy(&w, q, sizeof w);
@@ -338,10 +352,21 @@ static void on_reply(conn_t *c, isle_msg_t *msg) {
     return;
   const char *reply = q + sizeof w + 8 * (size_t)w.argc;
   if (p->merged) {
-    static _Thread_local size_t pos[MAX_ARGS];
-    for (uint32_t i = 0; i < w.argc && i < MAX_ARGS; i++)
-      memcpy(&pos[i], q + sizeof w + 8 * (size_t)i, 8);
-    kv_merge_add(&p->merge, reply, w.reply_len, pos, w.argc);
+    /* kv_merge_add borrows the reply until kv_merge_finish: keep the
+     * message. (Freed after this receive, it left MGET answering with the
+     * bytes of whatever reused its memory.) */
+    if (!p->kept)
+      p->kept = isle_malloc(nshards * sizeof *p->kept);
+    if (!p->kept || p->nkept >= nshards) {
+      p->merge.bad = true; /* answered with an error */
+    } else {
+      p->kept[p->nkept++] = msg;
+      isle_ctx_keep(ctx);
+      static _Thread_local size_t pos[MAX_ARGS];
+      for (uint32_t i = 0; i < w.argc && i < MAX_ARGS; i++)
+        memcpy(&pos[i], q + sizeof w + 8 * (size_t)i, 8);
+      kv_merge_add(&p->merge, reply, w.reply_len, pos, w.argc);
+    }
   } else {
     kv_buf_append(&p->reply, reply, w.reply_len);
   }
@@ -417,7 +442,7 @@ static int conn_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
     c->in_len += n;
     serve(ctx, c);
   } else if (isle_msg_type(msg) == MSG_REPLY) {
-    on_reply(c, msg);
+    on_reply(ctx, c, msg);
     serve(ctx, c); /* room in the queue again */
   } else if (isle_msg_type(msg) == ISLE_MSG_TCP_EOF) {
     c->eof = true;
@@ -440,6 +465,7 @@ static void conn_finalize(isle_ctx_t *ctx, void *state) {
     pending_t *p = &c->q[(c->head + i) % MAX_PENDING];
     if (p->merged)
       kv_merge_finish(&p->merge, &p->reply); /* frees its arrays */
+    pending_free_kept(p);
     kv_buf_deinit(&p->reply);
   }
   kv_buf_deinit(&c->out);
