@@ -62,6 +62,7 @@ typedef struct conn_s {
   isle_msg_t *parked; /* a DATA message the owner's mailbox refused */
   listener_t *listener;
   isle_ref_t owner;
+  isle_conn_t handle; /* as accepted: xgen moves on when it closes */
   uint32_t next_free; /* free list: index + 1 */
   int reason;         /* for CLOSED */
   bool reading, closing, eof;
@@ -163,8 +164,10 @@ static void conn_closed(uv_handle_t *h) {
   conn_t *c = h->data;
   isle_runtime_t *rt = loop_rt(h->loop);
   struct isle__io_s *io = rt->io;
+  /* The handle the owner knows, not conn_handle: closing moved xgen on
+   * (twice for a graceful close), and CLOSED named no live handle. */
   if (c->owner && !io->quitting)
-    event_send(rt, c->owner, ISLE_MSG_TCP_CLOSED, conn_handle(io, c),
+    event_send(rt, c->owner, ISLE_MSG_TCP_CLOSED, c->handle,
                c->listener ? c->listener->self : 0, c->reason);
   if (c->listener && --c->listener->open == 0 && c->listener->closed)
     isle_free(c->listener); /* its handle closed earlier */
@@ -402,6 +405,7 @@ static void on_connection(uv_stream_t *server, int status) {
                         memory_order_relaxed);
   /* Release: a writer that reads this generation sees the slot set up. */
   atomic_fetch_add_explicit(&c->xgen, 1, memory_order_release);
+  c->handle = conn_handle(io, c);
   ls->open++;
   isle_runtime_hold(rt);
   atomic_fetch_add_explicit(&rt->xtcp_accepted, 1, memory_order_relaxed);
