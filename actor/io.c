@@ -56,6 +56,7 @@ typedef struct conn_s {
   _Atomic uint32_t xwant_drain; /* a write was refused: DRAINED is due */
   _Atomic uint64_t xqueued;
   _Atomic uint64_t xmax_output; /* the listener's, set before xgen */
+  _Atomic uint32_t xstarted;    /* the generation isle_tcp_start took */
   /* io thread only: */
   uv_tcp_t *tcp;      /* NULL when the slot is free */
   uv_timer_t *timer;  /* idle timeout, and retrying a refused delivery */
@@ -73,6 +74,9 @@ struct isle__io_s {
   uint32_t used, free_top;
   listener_t *listeners[MAX_LISTENERS];
   uint32_t listener_gen[MAX_LISTENERS];
+  /* The handle open in each slot, 0 if none: what isle_tcp_unlisten
+   * checks on the caller's thread. */
+  _Atomic uint64_t xlistening[MAX_LISTENERS];
   struct shutdown_cmd_s *shutdowns; /* deadlines pending */
   bool quitting;
 };
@@ -469,6 +473,8 @@ static void listener_close(struct isle__io_s *io, listener_t *ls) {
     return;
   ls->closing = true;
   io->listeners[handle_index(ls->self)] = NULL;
+  atomic_store_explicit(&io->xlistening[handle_index(ls->self)], 0,
+                        memory_order_relaxed);
   uv_close((uv_handle_t *)&ls->tcp, listener_closed);
 }
 
@@ -507,6 +513,7 @@ static int listen_on(isle__loop_t *l, listen_cmd_t *cmd, listener_t **out) {
   ls->acceptor = cmd->acceptor;
   ls->self = (uint64_t)++io->listener_gen[slot] << 32 | (slot + 1);
   io->listeners[slot] = ls;
+  atomic_store_explicit(&io->xlistening[slot], ls->self, memory_order_relaxed);
   isle_runtime_hold(l->rt);
   *out = ls;
   return 0;
@@ -720,7 +727,12 @@ static int post_simple(isle_runtime_t *rt, uint64_t h,
 int isle_tcp_unlisten(isle_runtime_t *rt, isle_listener_t listener) {
   if (!rt || (uint32_t)listener == 0 || handle_index(listener) >= MAX_LISTENERS)
     return ISLE_EINVAL;
-  if (!rt->io)
+  /* Refused here, as documented: the command alone would answer 0 for a
+   * listener closed long ago. Relaxed: advisory, the io thread checks
+   * again (a racing unlisten or shutdown may close it first). */
+  if (!rt->io ||
+      atomic_load_explicit(&rt->io->xlistening[handle_index(listener)],
+                           memory_order_relaxed) != listener)
     return ISLE_EDEAD;
   return post_simple(rt, listener, cmd_unlisten, 0, false);
 }
@@ -728,8 +740,15 @@ int isle_tcp_unlisten(isle_runtime_t *rt, isle_listener_t listener) {
 int isle_tcp_start(isle_runtime_t *rt, isle_conn_t conn, isle_ref_t owner) {
   if (!rt || isle__ref_check(rt, owner))
     return ISLE_EINVAL;
-  if (!conn_check(rt, conn))
+  conn_t *c = conn_check(rt, conn);
+  if (!c)
     return (uint32_t)conn == 0 ? ISLE_EINVAL : ISLE_EDEAD;
+  /* A second start was posted and silently dropped by cmd_start: refuse
+   * it here. Each accept and close moves the generation on, so an old
+   * occupant's value never matches. Relaxed: the exchange alone decides. */
+  if (atomic_exchange_explicit(&c->xstarted, handle_gen(conn),
+                               memory_order_relaxed) == handle_gen(conn))
+    return ISLE_ESTATE;
   return post_simple(rt, conn, cmd_start, owner, false);
 }
 
