@@ -11,6 +11,8 @@ packages=(build-essential cmake pkg-config git libuv1-dev libck-dev
   libcmocka-dev valgrind spin clang)
 # isle-prof (and the profile tests) parse JSON with jansson.
 packages+=(libjansson-dev)
+# The sample servers' tests (tests/servers) talk to them with real clients.
+packages+=(curl redis-tools)
 # Benchmark peers: mimalloc, jemalloc, tcmalloc; CAF for the actors suite.
 packages+=(libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev libcaf-dev)
 
