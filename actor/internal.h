@@ -33,6 +33,7 @@
 
 typedef struct isle__actor_s isle__actor_t;
 typedef struct isle__worker_s isle__worker_t;
+typedef struct isle__loop_s isle__loop_t;
 
 /* One handle's table entry, one cache line. */
 typedef struct isle__slot_s {
@@ -99,13 +100,16 @@ struct isle__worker_s {
   pthread_t thread;
   unsigned index;
   unsigned tick;
+  unsigned io_tick;
   uint64_t rng;
+  isle__loop_t *loop; /* ISLE_IO_WORKERS: its own libuv loop */
 };
 
 struct isle_runtime_s {
   isle_runtime_config_t cfg;
   unsigned nworkers;
   isle__worker_t *workers;
+  isle__loop_t *worker_loops; /* ISLE_IO_WORKERS: one per worker */
   /* Slots: a table mapped once (pages commit as used), a bump index for
    * never-used slots and a free stack (index + 1, tagged against ABA). */
   isle__slot_t *slots;
@@ -160,6 +164,9 @@ static inline void isle__owner_add(_Atomic uint64_t *c, uint64_t n) {
                         memory_order_relaxed);
 }
 
+/* The worker the calling thread is (NULL outside the workers). */
+extern _Thread_local isle__worker_t *isle__tls_worker;
+
 /* ----- sched.c --------------------------------------------------------- */
 
 /* `a` became runnable through a send from worker `w` (the sender's): it
@@ -176,6 +183,8 @@ bool isle__sched_any_work(isle_runtime_t *rt);
 /* Wakes one sleeping worker if there is one. Any thread. */
 void isle__wake_one(isle_runtime_t *rt);
 void isle__wake_all(isle_runtime_t *rt);
+/* Wakes `w` whose xsleep the caller has cleared: futex, or its loop. */
+void isle__worker_wake(isle__worker_t *w);
 void isle__futex_wait(_Atomic uint32_t *word, uint32_t expect,
                       uint32_t timeout_ms);
 void isle__futex_wake(_Atomic uint32_t *word, int n);
@@ -222,7 +231,6 @@ void isle__names_free(isle_runtime_t *rt);
 
 /* ----- loop.c: the io thread --------------------------------------------- */
 
-typedef struct isle__loop_s isle__loop_t;
 typedef struct isle__cmd_s isle__cmd_t;
 
 /* Work for the io thread: run(c, loop) runs there and owns c. */
@@ -231,22 +239,36 @@ struct isle__cmd_s {
   void (*run)(isle__cmd_t *c, isle__loop_t *l);
 };
 
+/* A libuv loop and its command queue: the io thread's, or (with
+ * ISLE_IO_WORKERS) one per worker, run by that worker between turns and
+ * while it sleeps. */
 struct isle__loop_s {
   isle_runtime_t *rt;
+  isle__worker_t *worker; /* the worker that runs it; NULL: the io thread */
   uv_loop_t uv;
   uv_async_t wake;
   pthread_t thread;
   pthread_mutex_t lock; /* the command list */
   isle__cmd_t *head, *tail;
   isle__cmd_t quit; /* posted by isle__loop_free: stopping cannot fail */
+  unsigned conns;   /* open connections on it (its thread only) */
 };
 
-/* The loop, started on first use; NULL without memory or threads. */
+/* Sets up `l` for `w` (NULL: the io thread). 0 or ISLE_ENOMEM. */
+int isle__loop_init(isle__loop_t *l, isle_runtime_t *rt, isle__worker_t *w);
+/* The io thread's loop, started on first use; NULL without memory or
+ * threads. */
 isle__loop_t *isle__loop_get(isle_runtime_t *rt);
-/* Queues `c` for the io thread and wakes it. Any thread. */
+/* Queues `c` for the loop's thread and wakes it. Any thread. */
 void isle__loop_post(isle__loop_t *l, isle__cmd_t *c);
+/* Whether the calling thread is the worker that runs `l` (false for the
+ * io thread's loop). */
+bool isle__loop_mine(const isle__loop_t *l);
 /* Stops the io thread (runtime teardown). */
 void isle__loop_free(isle_runtime_t *rt);
+/* Closes a worker's loop and what is open on it; the calling thread runs
+ * it (teardown, no worker running). */
+void isle__loop_close_worker(isle__loop_t *l);
 
 /* ----- timer.c ----------------------------------------------------------- */
 
@@ -259,7 +281,7 @@ void isle__timers_free(isle_runtime_t *rt);
 
 /* ----- io.c -------------------------------------------------------------- */
 
-/* On the io thread, stopping: closes every listener and connection. */
+/* On the loop's thread, stopping: closes its listeners and connections. */
 void isle__io_quit(isle__loop_t *l);
 /* After the io thread stopped: frees the connection table. */
 void isle__io_free(isle_runtime_t *rt);

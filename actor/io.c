@@ -1,28 +1,40 @@
 /* isle — MIT licensed. */
 /*
- * TCP on the io thread's libuv loop (see include/isle/io.h for the API).
+ * TCP on libuv loops (see include/isle/io.h for the API). Listeners live
+ * on the io thread's loop; connections on the loop of the worker they were
+ * handed to (ISLE_IO_WORKERS, the default: accepted sockets are dealt to
+ * the workers in turn) or on the io thread's too (ISLE_IO_THREAD). "The
+ * connection's loop thread" below is whichever runs it.
  *
  * Connections live in a table mapped once (pages commit as used) and are
- * named like actors: (generation << 32) | (index + 1). The io thread alone
- * opens, reads, writes and closes them; other threads only validate a
- * handle and post a command. Two fields are shared, both atomics:
- *   xgen     the occupant's generation; a writer checks its handle against
- *            it, and the io thread checks again when the command arrives
- *            (the slot may have been reused in between: then the write is
- *            dropped, as a write into a reset connection is);
+ * named like actors: (generation << 32) | (index + 1). A connection's loop
+ * thread alone reads, writes and closes it; other threads only validate a
+ * handle and post a command to that loop (an actor running on the worker
+ * that owns the connection calls straight in: no command, no wake-up).
+ * Three fields are shared, all atomics:
+ *   xgen     the occupant's generation, odd while it is open; a writer
+ *            checks its handle against it, and the loop checks again when
+ *            the command arrives (the slot may have been reused in
+ *            between: then the write is dropped, as a write into a reset
+ *            connection is);
+ *   xloop    the occupant's loop, set before the generation is published;
  *   xqueued  bytes accepted by isle_tcp_write and not yet written or
- *            dropped: added by the writer, subtracted by the io thread;
+ *            dropped: added by the writer, subtracted by the loop;
  *            never reset, so a late command from an old occupant still
  *            balances it.
  * Reads go straight into a message (the DATA header is the first 16 bytes
  * of its payload), sent to the owner; a full owner mailbox pauses reading
  * and a 1 ms timer retries the delivery.
  *
+ * The slot table's free list is under a mutex (a connection opens and
+ * closes once; requests never touch it). Listeners and their counters
+ * are shared by the loops their connections live on: counted references.
+ *
  * Every open listener and connection holds the runtime (pending work for
  * quiescence) until it is closed.
  *
- * Threads: the public functions from any thread; the rest on the io
- * thread.
+ * Threads: the public functions from any thread; the rest on the loop
+ * thread of the handle they are given.
  */
 #define _GNU_SOURCE
 #include <string.h>
@@ -45,19 +57,21 @@ typedef struct listener_s {
   uv_tcp_t tcp;
   isle_listener_t self;
   isle_ref_t acceptor;
-  isle_tcp_opts_t opts; /* defaults filled in; host not kept */
-  uint32_t open;        /* connections from it still open */
-  bool closing;         /* uv_close called */
-  bool closed;          /* ... and done: freed once `open` is 0 too */
+  isle_tcp_opts_t opts;   /* defaults filled in; host not kept */
+  _Atomic uint32_t xopen; /* its connections still open */
+  _Atomic uint32_t xrefs; /* its handle + its open connections */
+  unsigned next_worker;   /* ISLE_IO_WORKERS: who gets the next one */
+  bool closing;           /* uv_close called (io thread) */
 } listener_t;
 
 typedef struct conn_s {
   _Atomic uint32_t xgen;
   _Atomic uint32_t xwant_drain; /* a write was refused: DRAINED is due */
   _Atomic uint64_t xqueued;
-  _Atomic uint64_t xmax_output; /* the listener's, set before xgen */
-  _Atomic uint32_t xstarted;    /* the generation isle_tcp_start took */
-  /* io thread only: */
+  _Atomic uint64_t xmax_output;  /* the listener's, set before xgen */
+  _Atomic uint32_t xstarted;     /* the generation isle_tcp_start took */
+  _Atomic(isle__loop_t *) xloop; /* set before xgen */
+  /* The loop's thread only: */
   uv_tcp_t *tcp;      /* NULL when the slot is free */
   uv_timer_t *timer;  /* idle timeout, and retrying a refused delivery */
   isle_msg_t *parked; /* a DATA message the owner's mailbox refused */
@@ -70,20 +84,25 @@ typedef struct conn_s {
 } conn_t;
 
 struct isle__io_s {
-  conn_t *conns; /* MAX_CONNS_TOTAL, mapped */
-  uint32_t used, free_top;
+  conn_t *conns;          /* MAX_CONNS_TOTAL, mapped */
+  pthread_mutex_t lock;   /* the free list: used, free_top */
+  _Atomic uint32_t xused; /* slots ever used (written under the lock) */
+  uint32_t free_top;
   listener_t *listeners[MAX_LISTENERS];
   uint32_t listener_gen[MAX_LISTENERS];
   /* The handle open in each slot, 0 if none: what isle_tcp_unlisten
    * checks on the caller's thread. */
   _Atomic uint64_t xlistening[MAX_LISTENERS];
+  /* The io thread's: */
   struct shutdown_cmd_s *shutdowns; /* deadlines pending */
-  bool quitting;
+  _Atomic bool xquitting;
 };
 
 typedef struct io_cmd_s {
   isle__cmd_t base;
   isle_conn_t conn;
+  int fd;               /* adopt: the accepted socket */
+  listener_t *listener; /* adopt */
   isle_ref_t owner;
   isle_msg_t *msg;
   size_t offset; /* writes: where the bytes start in the payload */
@@ -99,14 +118,17 @@ static inline uint32_t handle_gen(uint64_t h) {
   return (uint32_t)(h >> 32);
 }
 
-/* ===== Helpers (io thread) ============================================= */
+/* ===== Helpers ========================================================= */
 
-static isle_runtime_t *loop_rt(uv_loop_t *uv) {
-  return ((isle__loop_t *)uv->data)->rt;
+static isle__loop_t *loop_of(uv_loop_t *uv) {
+  return uv->data;
 }
 
-/* The io state, created on first use. Under loop_lock or on the io thread
- * after it exists. */
+static isle_runtime_t *loop_rt(uv_loop_t *uv) {
+  return loop_of(uv)->rt;
+}
+
+/* The io state, created on first use. Under loop_lock. */
 static struct isle__io_s *io_state(isle_runtime_t *rt) {
   if (!rt->io) {
     struct isle__io_s *io = isle_calloc(1, sizeof *io);
@@ -120,19 +142,22 @@ static struct isle__io_s *io_state(isle_runtime_t *rt) {
       return NULL;
     }
     io->conns = t;
+    pthread_mutex_init(&io->lock, NULL);
     rt->io = io;
   }
   return rt->io;
 }
 
-/* The live connection `h`, or NULL. io thread. */
+/* The live connection `h` on this thread's loop, or NULL. A matching odd
+ * generation means the occupant the handle names, open: its loop is the
+ * calling one (commands go to the handle's loop). */
 static conn_t *conn_get(struct isle__io_s *io, isle_conn_t h) {
   uint32_t i = handle_index(h);
-  if ((uint32_t)h == 0 || i >= io->used)
+  if ((uint32_t)h == 0 || i >= MAX_CONNS_TOTAL)
     return NULL;
   conn_t *c = &io->conns[i];
-  if (!c->tcp ||
-      atomic_load_explicit(&c->xgen, memory_order_relaxed) != handle_gen(h))
+  if (atomic_load_explicit(&c->xgen, memory_order_acquire) != handle_gen(h) ||
+      !c->tcp)
     return NULL;
   return c;
 }
@@ -142,49 +167,83 @@ static isle_conn_t conn_handle(struct isle__io_s *io, conn_t *c) {
          ((uint64_t)(c - io->conns) + 1);
 }
 
-/* Sends an event; false if `to` would not take it. */
-static bool event_send(isle_runtime_t *rt, isle_ref_t to, uint32_t type,
-                       isle_conn_t conn, isle_listener_t l, int reason) {
+static void listener_unref(listener_t *ls) {
+  if (atomic_fetch_sub_explicit(&ls->xrefs, 1, memory_order_acq_rel) == 1)
+    isle_free(ls);
+}
+
+/* Sends an event from loop `l`'s thread; false if `to` would not take it.
+ * On a worker's loop the receiver is scheduled on that worker. */
+static bool event_send(isle__loop_t *l, isle_ref_t to, uint32_t type,
+                       isle_conn_t conn, isle_listener_t ls, int reason) {
   isle_msg_t *m = isle_msg_new(type, sizeof(isle_tcp_event_t));
   if (!m)
     return false;
   isle_tcp_event_t *e = isle_msg_data(m);
   e->conn = conn;
-  e->listener = l;
+  e->listener = ls;
   e->reason = reason;
   /* Events must not be lost to a full mailbox: they pass its capacity. */
   m->flags |= ISLE__MSG_F_NOCAP;
-  if (isle__send(rt, NULL, ISLE_REF_NONE, to, m) == 0)
+  if (isle__send(l->rt, l->worker, ISLE_REF_NONE, to, m) == 0)
     return true;
   isle_free(m);
   return false;
 }
 
+static isle_listener_t listener_self(const conn_t *c) {
+  return c->listener ? c->listener->self : 0;
+}
+
+/* ===== Generations ===================================================== */
+
+/* A slot's generation is odd while a connection is open in it, even
+ * otherwise; only the loop thread that owns the slot writes it (a slot
+ * changes hands under the free-list lock). Release: a writer that reads
+ * the new value sees what was set up before. */
+static void gen_open(conn_t *c) {
+  uint32_t g = atomic_load_explicit(&c->xgen, memory_order_relaxed);
+  atomic_store_explicit(&c->xgen, g + ((g & 1) ? 2 : 1), memory_order_release);
+}
+
+/* Closing (once, even if a graceful close ends in a plain one). */
+static void gen_close(conn_t *c) {
+  uint32_t g = atomic_load_explicit(&c->xgen, memory_order_relaxed);
+  if (g & 1)
+    atomic_store_explicit(&c->xgen, g + 1, memory_order_release);
+}
+
 /* ===== Closing ========================================================= */
 
-static void shutdowns_done(struct isle__io_s *io);
+static void shutdowns_check(isle_runtime_t *rt);
 
 static void conn_closed(uv_handle_t *h) {
   conn_t *c = h->data;
-  isle_runtime_t *rt = loop_rt(h->loop);
+  isle__loop_t *l = loop_of(h->loop);
+  isle_runtime_t *rt = l->rt;
   struct isle__io_s *io = rt->io;
-  /* The handle the owner knows, not conn_handle: closing moved xgen on
-   * (twice for a graceful close), and CLOSED named no live handle. */
-  if (c->owner && !io->quitting)
-    event_send(rt, c->owner, ISLE_MSG_TCP_CLOSED, c->handle,
-               c->listener ? c->listener->self : 0, c->reason);
-  if (c->listener && --c->listener->open == 0 && c->listener->closed)
-    isle_free(c->listener); /* its handle closed earlier */
+  if (c->owner && !atomic_load_explicit(&io->xquitting, memory_order_relaxed))
+    /* The handle the owner knows, not conn_handle: closing moved xgen on
+     * (twice for a graceful close), and CLOSED named no live handle. */
+    event_send(l, c->owner, ISLE_MSG_TCP_CLOSED, c->handle, listener_self(c),
+               c->reason);
+  if (c->listener) {
+    atomic_fetch_sub_explicit(&c->listener->xopen, 1, memory_order_relaxed);
+    listener_unref(c->listener);
+  }
   isle_free(c->tcp);
   c->tcp = NULL;
   isle_free(c->parked);
   c->parked = NULL;
   c->owner = 0;
   c->listener = NULL;
+  l->conns--;
+  pthread_mutex_lock(&io->lock);
   c->next_free = io->free_top;
   io->free_top = (uint32_t)(c - io->conns) + 1;
-  if (atomic_fetch_sub_explicit(&rt->xtcp_open, 1, memory_order_relaxed) == 1)
-    shutdowns_done(io); /* the last connection: no deadline to wait for */
+  pthread_mutex_unlock(&io->lock);
+  if (atomic_fetch_sub_explicit(&rt->xtcp_open, 1, memory_order_acq_rel) == 1)
+    shutdowns_check(rt); /* the last one: no deadline to wait for */
   isle_runtime_release(rt);
 }
 
@@ -199,8 +258,8 @@ static void conn_close(conn_t *c, int reason) {
     return;
   c->closing = true;
   c->reason = reason;
-  /* A new generation at once: writers see the handle dead from here. */
-  atomic_fetch_add_explicit(&c->xgen, 1, memory_order_release);
+  /* An even generation at once: writers see the handle dead from here. */
+  gen_close(c);
   if (c->timer) {
     uv_close((uv_handle_t *)c->timer, free_closed);
     c->timer = NULL;
@@ -228,10 +287,24 @@ static void conn_close_graceful(conn_t *c, int reason) {
   }
   c->closing = true;
   c->reason = reason;
-  atomic_fetch_add_explicit(&c->xgen, 1, memory_order_release);
+  gen_close(c);
   if (c->reading) {
     uv_read_stop((uv_stream_t *)c->tcp);
     c->reading = false;
+  }
+}
+
+/* Calls fn on every open connection of loop `l` (its thread). */
+static void each_conn(isle__loop_t *l, void (*fn)(isle__loop_t *, conn_t *)) {
+  struct isle__io_s *io = l->rt->io;
+  uint32_t used = atomic_load_explicit(&io->xused, memory_order_acquire);
+  for (uint32_t i = 0; i < used; i++) {
+    conn_t *c = &io->conns[i];
+    /* Only this thread gives its slots away, so a slot that names this
+     * loop is this loop's (and its tcp field ours to read). */
+    if (atomic_load_explicit(&c->xloop, memory_order_acquire) == l && c->tcp &&
+        !c->closing)
+      fn(l, c);
   }
 }
 
@@ -257,8 +330,8 @@ static void on_retry(uv_timer_t *t);
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
 /* Delivers c->parked; on a full mailbox, pauses reading and retries. */
-static void deliver(conn_t *c, isle_runtime_t *rt) {
-  int rc = isle__send(rt, NULL, ISLE_REF_NONE, c->owner, c->parked);
+static void deliver(isle__loop_t *l, conn_t *c) {
+  int rc = isle__send(l->rt, l->worker, ISLE_REF_NONE, c->owner, c->parked);
   if (rc == 0) {
     c->parked = NULL;
     if (!c->reading && !c->eof && !c->closing) {
@@ -285,14 +358,15 @@ static void on_idle(uv_timer_t *t) {
 
 static void on_retry(uv_timer_t *t) {
   conn_t *c = t->data;
-  deliver(c, loop_rt(t->loop));
+  deliver(loop_of(t->loop), c);
   if (!c->parked && !c->closing && c->listener && c->listener->opts.idle_ms)
     uv_timer_start(c->timer, on_idle, c->listener->opts.idle_ms, 0);
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   conn_t *c = s->data;
-  isle_runtime_t *rt = loop_rt(s->loop);
+  isle__loop_t *l = loop_of(s->loop);
+  struct isle__io_s *io = l->rt->io;
   isle_msg_t *m = buf_msg(buf);
   if (n <= 0) {
     isle_free(m);
@@ -302,8 +376,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     c->reading = false;
     if (n == UV_EOF) {
       c->eof = true;
-      if (!event_send(rt, c->owner, ISLE_MSG_TCP_EOF, conn_handle(rt->io, c),
-                      c->listener ? c->listener->self : 0, 0))
+      if (!event_send(l, c->owner, ISLE_MSG_TCP_EOF, conn_handle(io, c),
+                      listener_self(c), 0))
         conn_close(c, ISLE_EDEAD);
     } else {
       conn_close(c, ISLE_EIO);
@@ -312,19 +386,19 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   }
   /* The bytes are in place: set the size and the header, no copy. */
   m->size = (uint32_t)(DATA_HEADER + (size_t)n);
-  *(isle_conn_t *)isle_msg_data(m) = conn_handle(rt->io, c);
+  *(isle_conn_t *)isle_msg_data(m) = conn_handle(io, c);
   c->parked = m;
   if (c->listener && c->listener->opts.idle_ms)
     uv_timer_start(c->timer, on_idle, c->listener->opts.idle_ms, 0);
-  deliver(c, rt);
+  deliver(l, c);
 }
 
 /* ===== Writing ========================================================= */
 
 static void write_done(uv_write_t *req, int status) {
   io_cmd_t *w = req->data;
-  isle_runtime_t *rt = loop_rt(req->handle->loop);
-  struct isle__io_s *io = rt->io;
+  isle__loop_t *l = loop_of(req->handle->loop);
+  struct isle__io_s *io = l->rt->io;
   conn_t *c = &io->conns[handle_index(w->conn)];
   uint64_t size = w->buf.len;
   isle_free(w->msg);
@@ -340,8 +414,8 @@ static void write_done(uv_write_t *req, int status) {
   if (c->tcp && !c->closing && c->owner &&
       left <= atomic_load_explicit(&c->xmax_output, memory_order_relaxed) / 2 &&
       atomic_exchange_explicit(&c->xwant_drain, 0, memory_order_acq_rel))
-    event_send(rt, c->owner, ISLE_MSG_TCP_DRAINED, conn_handle(io, c),
-               c->listener ? c->listener->self : 0, 0);
+    event_send(l, c->owner, ISLE_MSG_TCP_DRAINED, conn_handle(io, c),
+               listener_self(c), 0);
 }
 
 static void cmd_write(isle__cmd_t *base, isle__loop_t *l) {
@@ -362,10 +436,87 @@ static void cmd_write(isle__cmd_t *base, isle__loop_t *l) {
 
 /* ===== Accepting ======================================================= */
 
+/* Makes `tcp` (initialised on loop l, this thread) a connection from
+ * listener `ls`, whose reference and runtime hold it takes over, and
+ * tells the acceptor. */
+static void conn_adopt(isle__loop_t *l, uv_tcp_t *tcp, listener_t *ls) {
+  isle_runtime_t *rt = l->rt;
+  struct isle__io_s *io = rt->io;
+  uv_timer_t *timer = isle_malloc(sizeof *timer);
+  pthread_mutex_lock(&io->lock);
+  uint32_t used = atomic_load_explicit(&io->xused, memory_order_relaxed);
+  uint32_t index = io->free_top ? io->free_top - 1 : used;
+  bool room = timer && index < MAX_CONNS_TOTAL;
+  if (room) {
+    if (io->free_top)
+      io->free_top = io->conns[index].next_free;
+    else
+      atomic_store_explicit(&io->xused, used + 1, memory_order_release);
+  }
+  pthread_mutex_unlock(&io->lock);
+  if (!room) {
+    isle_free(timer);
+    atomic_fetch_add_explicit(&rt->xtcp_refused, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&ls->xopen, 1, memory_order_relaxed);
+    listener_unref(ls);
+    uv_close((uv_handle_t *)tcp, free_closed);
+    isle_runtime_release(rt);
+    return;
+  }
+  conn_t *c = &io->conns[index];
+  uv_timer_init(&l->uv, timer);
+  timer->data = c;
+  tcp->data = c;
+  uv_tcp_nodelay(tcp, 1);
+  c->tcp = tcp;
+  c->timer = timer;
+  c->listener = ls;
+  c->owner = 0;
+  c->reason = 0;
+  c->parked = NULL;
+  c->reading = c->closing = c->eof = false;
+  atomic_store_explicit(&c->xmax_output, ls->opts.max_output,
+                        memory_order_relaxed);
+  atomic_store_explicit(&c->xloop, l, memory_order_relaxed);
+  /* Release: a writer that reads this (odd) generation sees the slot set
+   * up, its loop included. */
+  gen_open(c);
+  c->handle = conn_handle(io, c);
+  l->conns++;
+  atomic_fetch_add_explicit(&rt->xtcp_accepted, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&rt->xtcp_open, 1, memory_order_relaxed);
+  if (ls->opts.idle_ms)
+    uv_timer_start(timer, on_idle, ls->opts.idle_ms, 0);
+  if (!event_send(l, ls->acceptor, ISLE_MSG_TCP_ACCEPT, conn_handle(io, c),
+                  ls->self, 0))
+    conn_close(c, ISLE_EDEAD);
+}
+
+/* ISLE_IO_WORKERS: a worker's loop takes over an accepted socket. */
+static void cmd_adopt(isle__cmd_t *base, isle__loop_t *l) {
+  io_cmd_t *a = (io_cmd_t *)base;
+  uv_tcp_t *tcp = isle_malloc(sizeof *tcp);
+  if (tcp && uv_tcp_init(&l->uv, tcp) == 0) {
+    if (uv_tcp_open(tcp, a->fd) == 0) {
+      conn_adopt(l, tcp, a->listener);
+      isle_free(a);
+      return;
+    }
+    uv_close((uv_handle_t *)tcp, free_closed); /* a->fd is still ours */
+  } else {
+    isle_free(tcp);
+  }
+  close(a->fd);
+  atomic_fetch_sub_explicit(&a->listener->xopen, 1, memory_order_relaxed);
+  listener_unref(a->listener);
+  isle_runtime_release(l->rt);
+  isle_free(a);
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   listener_t *ls = server->data;
-  isle_runtime_t *rt = loop_rt(server->loop);
-  struct isle__io_s *io = rt->io;
+  isle__loop_t *l = loop_of(server->loop);
+  isle_runtime_t *rt = l->rt;
   if (status < 0)
     return;
   uv_tcp_t *tcp = isle_malloc(sizeof *tcp);
@@ -377,48 +528,40 @@ static void on_connection(uv_stream_t *server, int status) {
     uv_close((uv_handle_t *)tcp, free_closed);
     return;
   }
-  uint32_t index = io->free_top ? io->free_top - 1 : io->used;
-  if (ls->open >= ls->opts.max_conns || index >= MAX_CONNS_TOTAL) {
+  /* Counted before it is handed on, so max_conns holds across loops. */
+  if (atomic_fetch_add_explicit(&ls->xopen, 1, memory_order_relaxed) >=
+      ls->opts.max_conns) {
+    atomic_fetch_sub_explicit(&ls->xopen, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&rt->xtcp_refused, 1, memory_order_relaxed);
-    uv_close((uv_handle_t *)tcp, free_closed); /* frees the block */
-    return;
-  }
-  conn_t *c = &io->conns[index];
-  if (io->free_top)
-    io->free_top = c->next_free;
-  else
-    io->used++;
-  uv_timer_t *timer = isle_malloc(sizeof *timer);
-  if (!timer) {
-    c->next_free = io->free_top;
-    io->free_top = index + 1;
     uv_close((uv_handle_t *)tcp, free_closed);
     return;
   }
-  uv_timer_init(server->loop, timer);
-  timer->data = c;
-  tcp->data = c;
-  uv_tcp_nodelay(tcp, 1);
-  c->tcp = tcp;
-  c->timer = timer;
-  c->listener = ls;
-  c->owner = 0;
-  c->reason = 0;
-  c->reading = c->closing = c->eof = false;
-  atomic_store_explicit(&c->xmax_output, ls->opts.max_output,
-                        memory_order_relaxed);
-  /* Release: a writer that reads this generation sees the slot set up. */
-  atomic_fetch_add_explicit(&c->xgen, 1, memory_order_release);
-  c->handle = conn_handle(io, c);
-  ls->open++;
-  isle_runtime_hold(rt);
-  atomic_fetch_add_explicit(&rt->xtcp_accepted, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&rt->xtcp_open, 1, memory_order_relaxed);
-  if (ls->opts.idle_ms)
-    uv_timer_start(timer, on_idle, ls->opts.idle_ms, 0);
-  if (!event_send(rt, ls->acceptor, ISLE_MSG_TCP_ACCEPT, conn_handle(io, c),
-                  ls->self, 0))
-    conn_close(c, ISLE_EDEAD);
+  atomic_fetch_add_explicit(&ls->xrefs, 1, memory_order_relaxed);
+  isle_runtime_hold(rt); /* from here until the connection closes */
+  if (!rt->worker_loops) {
+    conn_adopt(l, tcp, ls);
+    return;
+  }
+  /* Deal it to the next worker: a copy of the socket goes to its loop
+   * (libuv handles cannot move between loops), this handle closes. */
+  isle__loop_t *to = &rt->worker_loops[ls->next_worker++ % rt->nworkers];
+  uv_os_fd_t fd;
+  io_cmd_t *a = isle_malloc(sizeof *a);
+  int dup_fd = -1;
+  if (a && uv_fileno((uv_handle_t *)tcp, &fd) == 0)
+    dup_fd = dup(fd);
+  uv_close((uv_handle_t *)tcp, free_closed);
+  if (dup_fd < 0) {
+    isle_free(a);
+    atomic_fetch_sub_explicit(&ls->xopen, 1, memory_order_relaxed);
+    listener_unref(ls);
+    isle_runtime_release(rt);
+    return;
+  }
+  a->base.run = cmd_adopt;
+  a->fd = dup_fd;
+  a->listener = ls;
+  isle__loop_post(to, &a->base);
 }
 
 static void cmd_start(isle__cmd_t *base, isle__loop_t *l) {
@@ -463,9 +606,7 @@ typedef struct listen_cmd_s {
 static void listener_closed(uv_handle_t *h) {
   listener_t *ls = h->data;
   isle_runtime_release(loop_rt(h->loop));
-  ls->closed = true;
-  if (ls->open == 0)
-    isle_free(ls); /* else the last connection frees it */
+  listener_unref(ls); /* the handle's; its connections hold theirs */
 }
 
 static void listener_close(struct isle__io_s *io, listener_t *ls) {
@@ -492,6 +633,7 @@ static int listen_on(isle__loop_t *l, listen_cmd_t *cmd, listener_t **out) {
   listener_t *ls = isle_calloc(1, sizeof *ls);
   if (!ls)
     return ISLE_ENOMEM;
+  atomic_init(&ls->xrefs, 1);
   uv_tcp_init(&l->uv, &ls->tcp);
   ls->tcp.data = ls;
   if (uv_tcp_bind(&ls->tcp, (struct sockaddr *)&addr, 0) != 0 ||
@@ -559,18 +701,83 @@ static void shutdown_timer_closed(uv_handle_t *h) {
   isle_free(s);
 }
 
-/* Ends the pending shutdown deadlines (their holds) at once. */
+/* Ends the pending shutdown deadlines (their holds) at once. io thread. */
 static void shutdowns_done(struct isle__io_s *io) {
   for (shutdown_cmd_t *s = io->shutdowns; s; s = s->next)
     if (!uv_is_closing((uv_handle_t *)&s->timer))
       uv_close((uv_handle_t *)&s->timer, shutdown_timer_closed);
 }
 
+static void cmd_shutdowns_done(isle__cmd_t *c, isle__loop_t *l) {
+  shutdowns_done(l->rt->io);
+  isle_free(c);
+}
+
+/* The last connection closed (any loop): end the deadlines early. */
+static void shutdowns_check(isle_runtime_t *rt) {
+  isle__loop_t *io_loop =
+      atomic_load_explicit(&rt->xloop, memory_order_acquire);
+  if (!io_loop)
+    return; /* no listener was ever made: no shutdown either */
+  if (isle__loop_mine(io_loop) || !rt->worker_loops) {
+    shutdowns_done(rt->io); /* on the io thread already */
+    return;
+  }
+  isle__cmd_t *c = isle_malloc(sizeof *c);
+  if (c) { /* else the deadline ends them, a little later */
+    c->run = cmd_shutdowns_done;
+    isle__loop_post(io_loop, c);
+  }
+}
+
+/* Runs fn on every loop that holds connections: the workers' (posted) or
+ * the io thread's own (now, on it). */
+static void on_every_loop(isle__loop_t *io_loop,
+                          void (*fn)(isle__cmd_t *, isle__loop_t *)) {
+  isle_runtime_t *rt = io_loop->rt;
+  if (!rt->worker_loops) {
+    isle__cmd_t *c = isle_malloc(sizeof *c);
+    if (c)
+      fn(c, io_loop); /* fn frees it */
+    return;
+  }
+  for (unsigned i = 0; i < rt->nworkers; i++) {
+    isle__cmd_t *c = isle_malloc(sizeof *c);
+    if (c) {
+      c->run = fn;
+      isle__loop_post(&rt->worker_loops[i], c);
+    }
+  }
+}
+
+static void eof_one(isle__loop_t *l, conn_t *c) {
+  if (c->reading) {
+    uv_read_stop((uv_stream_t *)c->tcp);
+    c->reading = false;
+  }
+  c->eof = true;
+  if (!c->owner || !event_send(l, c->owner, ISLE_MSG_TCP_EOF,
+                               conn_handle(l->rt->io, c), listener_self(c), 0))
+    conn_close(c, ISLE_ESHUTDOWN);
+}
+
+static void close_one(isle__loop_t *l, conn_t *c) {
+  (void)l;
+  conn_close(c, ISLE_ESHUTDOWN);
+}
+
+static void cmd_eof_all(isle__cmd_t *c, isle__loop_t *l) {
+  each_conn(l, eof_one);
+  isle_free(c);
+}
+
+static void cmd_close_all(isle__cmd_t *c, isle__loop_t *l) {
+  each_conn(l, close_one);
+  isle_free(c);
+}
+
 static void on_deadline(uv_timer_t *t) {
-  struct isle__io_s *io = loop_rt(t->loop)->io;
-  for (uint32_t i = 0; i < io->used; i++)
-    if (io->conns[i].tcp && !io->conns[i].closing)
-      conn_close(&io->conns[i], ISLE_ESHUTDOWN);
+  on_every_loop(loop_of(t->loop), cmd_close_all);
   uv_close((uv_handle_t *)t, shutdown_timer_closed);
 }
 
@@ -581,20 +788,7 @@ static void cmd_shutdown(isle__cmd_t *base, isle__loop_t *l) {
   for (uint32_t i = 0; i < MAX_LISTENERS; i++)
     if (io->listeners[i])
       listener_close(io, io->listeners[i]);
-  for (uint32_t i = 0; i < io->used; i++) {
-    conn_t *c = &io->conns[i];
-    if (!c->tcp || c->closing)
-      continue;
-    if (c->reading) {
-      uv_read_stop((uv_stream_t *)c->tcp);
-      c->reading = false;
-    }
-    c->eof = true;
-    if (!c->owner ||
-        !event_send(rt, c->owner, ISLE_MSG_TCP_EOF, conn_handle(io, c),
-                    c->listener ? c->listener->self : 0, 0))
-      conn_close(c, ISLE_ESHUTDOWN);
-  }
+  on_every_loop(l, cmd_eof_all);
   /* The deadline holds the runtime until it has closed the stragglers. */
   s->next = io->shutdowns;
   s->prev = &io->shutdowns;
@@ -604,7 +798,7 @@ static void cmd_shutdown(isle__cmd_t *base, isle__loop_t *l) {
   uv_timer_init(&l->uv, &s->timer);
   s->timer.data = s;
   uv_timer_start(&s->timer, on_deadline, s->deadline_ms, 0);
-  if (atomic_load_explicit(&rt->xtcp_open, memory_order_relaxed) == 0)
+  if (atomic_load_explicit(&rt->xtcp_open, memory_order_acquire) == 0)
     shutdowns_done(io);
 }
 
@@ -614,14 +808,14 @@ void isle__io_quit(isle__loop_t *l) {
   struct isle__io_s *io = l->rt->io;
   if (!io)
     return;
-  io->quitting = true;
-  shutdowns_done(io);
-  for (uint32_t i = 0; i < MAX_LISTENERS; i++)
-    if (io->listeners[i])
-      listener_close(io, io->listeners[i]);
-  for (uint32_t i = 0; i < io->used; i++)
-    if (io->conns[i].tcp)
-      conn_close(&io->conns[i], ISLE_ESHUTDOWN);
+  atomic_store_explicit(&io->xquitting, true, memory_order_relaxed);
+  if (!l->worker) { /* the io thread's own */
+    shutdowns_done(io);
+    for (uint32_t i = 0; i < MAX_LISTENERS; i++)
+      if (io->listeners[i])
+        listener_close(io, io->listeners[i]);
+  }
+  each_conn(l, close_one);
 }
 
 void isle__io_free(isle_runtime_t *rt) {
@@ -629,6 +823,7 @@ void isle__io_free(isle_runtime_t *rt) {
   if (!io)
     return;
   munmap(io->conns, sizeof(conn_t) * MAX_CONNS_TOTAL);
+  pthread_mutex_destroy(&io->lock);
   isle_free(io);
   rt->io = NULL;
 }
@@ -653,10 +848,9 @@ static conn_t *conn_check(isle_runtime_t *rt, isle_conn_t h) {
   if (!io || (uint32_t)h == 0 || i >= MAX_CONNS_TOTAL || handle_gen(h) == 0)
     return NULL;
   conn_t *c = &io->conns[i];
-  /* Acquire: pairs with the release increments of the io thread. */
-  return atomic_load_explicit(&c->xgen, memory_order_acquire) == handle_gen(h)
-             ? c
-             : NULL;
+  /* Acquire: pairs with the release increments of the loops. Odd: open. */
+  uint32_t gen = atomic_load_explicit(&c->xgen, memory_order_acquire);
+  return gen == handle_gen(h) && (gen & 1) ? c : NULL;
 }
 
 int isle_tcp_listen(isle_runtime_t *rt, const isle_tcp_opts_t *opts,
@@ -707,34 +901,49 @@ int isle_tcp_listen(isle_runtime_t *rt, const isle_tcp_opts_t *opts,
 }
 
 /* Posts a small command about handle `h`. */
-static int post_simple(isle_runtime_t *rt, uint64_t h,
+/* Runs `c` on loop `l`: at once when the caller is the worker running
+ * it (an actor on the connection's own worker: no command queue, no
+ * wake-up), else through the loop's queue. */
+static void run_on(isle__loop_t *l, isle__cmd_t *c) {
+  if (isle__loop_mine(l))
+    c->run(c, l);
+  else
+    isle__loop_post(l, c);
+}
+
+/* Sends a small command about connection or listener `h` to loop `l`. */
+static int post_simple(isle__loop_t *l, uint64_t h,
                        void (*run)(isle__cmd_t *, isle__loop_t *),
                        isle_ref_t owner, bool graceful) {
-  isle__loop_t *l = atomic_load_explicit(&rt->xloop, memory_order_acquire);
-  io_cmd_t *c = l ? isle_malloc(sizeof *c) : NULL;
-  if (!l)
-    return ISLE_EDEAD;
+  io_cmd_t *c = isle_malloc(sizeof *c);
   if (!c)
     return ISLE_ENOMEM;
   c->base.run = run;
   c->conn = h;
   c->owner = owner;
   c->graceful = graceful;
-  isle__loop_post(l, &c->base);
+  run_on(l, &c->base);
   return 0;
+}
+
+/* The loop of a handle conn_check accepted. Acquire: pairs with the
+ * release that published the generation (set after the loop). */
+static isle__loop_t *conn_loop(conn_t *c) {
+  return atomic_load_explicit(&c->xloop, memory_order_acquire);
 }
 
 int isle_tcp_unlisten(isle_runtime_t *rt, isle_listener_t listener) {
   if (!rt || (uint32_t)listener == 0 || handle_index(listener) >= MAX_LISTENERS)
     return ISLE_EINVAL;
+  isle__loop_t *l = atomic_load_explicit(&rt->xloop, memory_order_acquire);
   /* Refused here, as documented: the command alone would answer 0 for a
    * listener closed long ago. Relaxed: advisory, the io thread checks
    * again (a racing unlisten or shutdown may close it first). */
-  if (!rt->io ||
+  if (!rt->io || !l ||
       atomic_load_explicit(&rt->io->xlistening[handle_index(listener)],
                            memory_order_relaxed) != listener)
     return ISLE_EDEAD;
-  return post_simple(rt, listener, cmd_unlisten, 0, false);
+  return post_simple(l, listener, cmd_unlisten, 0, false);
 }
 
 int isle_tcp_start(isle_runtime_t *rt, isle_conn_t conn, isle_ref_t owner) {
@@ -749,7 +958,7 @@ int isle_tcp_start(isle_runtime_t *rt, isle_conn_t conn, isle_ref_t owner) {
   if (atomic_exchange_explicit(&c->xstarted, handle_gen(conn),
                                memory_order_relaxed) == handle_gen(conn))
     return ISLE_ESTATE;
-  return post_simple(rt, conn, cmd_start, owner, false);
+  return post_simple(conn_loop(c), conn, cmd_start, owner, false);
 }
 
 int isle_tcp_write(isle_runtime_t *rt, isle_conn_t conn, isle_msg_t *msg) {
@@ -758,13 +967,13 @@ int isle_tcp_write(isle_runtime_t *rt, isle_conn_t conn, isle_msg_t *msg) {
   conn_t *c = conn_check(rt, conn);
   if (!c)
     return (uint32_t)conn == 0 ? ISLE_EINVAL : ISLE_EDEAD;
-  isle__loop_t *l = atomic_load_explicit(&rt->xloop, memory_order_acquire);
+  isle__loop_t *l = conn_loop(c);
   io_cmd_t *w = isle_malloc(sizeof *w);
   if (!w)
     return ISLE_ENOMEM;
-  /* A stale slot (reused since the check) is caught by the io thread's
-   * own check; its limit is then the new occupant's, which is harmless. */
-  /* A received DATA message can be written back as it is (echo). */
+  /* A stale slot (reused since the check) is caught by the loop's own
+   * check; its limit is then the new occupant's, which is harmless. A
+   * received DATA message can be written back as it is (echo). */
   size_t offset = isle_msg_type(msg) == ISLE_MSG_TCP_DATA &&
                           isle_msg_size(msg) >= DATA_HEADER
                       ? DATA_HEADER
@@ -783,16 +992,17 @@ int isle_tcp_write(isle_runtime_t *rt, isle_conn_t conn, isle_msg_t *msg) {
   w->conn = conn;
   w->msg = msg;
   w->offset = offset;
-  isle__loop_post(l, &w->base);
+  run_on(l, &w->base);
   return 0;
 }
 
 int isle_tcp_close(isle_runtime_t *rt, isle_conn_t conn, bool graceful) {
   if (!rt)
     return ISLE_EINVAL;
-  if (!conn_check(rt, conn))
+  conn_t *c = conn_check(rt, conn);
+  if (!c)
     return (uint32_t)conn == 0 ? ISLE_EINVAL : ISLE_EDEAD;
-  return post_simple(rt, conn, cmd_close, 0, graceful);
+  return post_simple(conn_loop(c), conn, cmd_close, 0, graceful);
 }
 
 int isle_io_shutdown(isle_runtime_t *rt, uint32_t deadline_ms) {

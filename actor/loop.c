@@ -1,18 +1,23 @@
 /* isle — MIT licensed. */
 /*
- * The runtime's libuv loop, in its "io" thread: timers (timer.c) and TCP
- * (io.c) live on it. Started on first use, stopped by isle_runtime_free.
+ * The runtime's libuv loops: the "io" thread's, where timers (timer.c) and
+ * listeners live, and everything TCP with ISLE_IO_THREAD (started on first
+ * use, stopped by isle_runtime_free); and with ISLE_IO_WORKERS one per
+ * worker, which the worker polls between turns and sleeps in (runtime.c),
+ * for the connections it owns (io.c).
  *
- * Only the io thread touches the loop. Other threads hand it commands: a
+ * Only a loop's own thread touches it. Other threads hand it commands: a
  * locked list and uv_async_send, the one thread-safe libuv call (it
  * coalesces: many posts, one wake-up, and the loop then runs every command
  * queued). A command is a function and its own memory, freed by it.
  *
  * Threads: isle__loop_get and isle__loop_post from any thread;
- * isle__loop_free from the thread freeing the runtime.
+ * isle__loop_free and isle__loop_close_worker from the thread freeing the
+ * runtime.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <string.h>
 
 #include "internal.h"
 #include "isle/heap.h"
@@ -36,8 +41,8 @@ static void close_rest(uv_handle_t *h, void *arg) {
     uv_close(h, NULL);
 }
 
-/* The last command: every module lets go of its handles, then whatever
- * is left (the async) closes and uv_run runs out. */
+/* The io thread's last command: every module lets go of its handles,
+ * then whatever is left (the async) closes and uv_run runs out. */
 static void quit(isle__cmd_t *c, isle__loop_t *l) {
   (void)c; /* l->quit, freed with the loop */
   isle__timers_quit(l);
@@ -54,6 +59,34 @@ static void *io_main(void *arg) {
   return NULL;
 }
 
+int isle__loop_init(isle__loop_t *l, isle_runtime_t *rt, isle__worker_t *w) {
+  memset(l, 0, sizeof *l);
+  if (uv_loop_init(&l->uv) != 0)
+    return ISLE_ENOMEM;
+  l->rt = rt;
+  l->worker = w;
+  pthread_mutex_init(&l->lock, NULL);
+  l->uv.data = l;
+  l->wake.data = l;
+  l->quit.run = quit;
+  uv_async_init(&l->uv, &l->wake, run_commands);
+  return 0;
+}
+
+bool isle__loop_mine(const isle__loop_t *l) {
+  /* Only worker loops are ever run from the caller's own turn. */
+  return l->worker && l->worker == isle__tls_worker;
+}
+
+void isle__loop_close_worker(isle__loop_t *l) {
+  run_commands(&l->wake); /* what was posted and never run */
+  isle__io_quit(l);
+  uv_walk(&l->uv, close_rest, NULL);
+  uv_run(&l->uv, UV_RUN_DEFAULT);
+  uv_loop_close(&l->uv);
+  pthread_mutex_destroy(&l->lock);
+}
+
 isle__loop_t *isle__loop_get(isle_runtime_t *rt) {
   /* Acquire: pairs with the release store below; the fast path once the
    * loop runs. */
@@ -63,16 +96,10 @@ isle__loop_t *isle__loop_get(isle_runtime_t *rt) {
   pthread_mutex_lock(&rt->loop_lock);
   l = atomic_load_explicit(&rt->xloop, memory_order_relaxed);
   if (!l && (l = isle_calloc(1, sizeof *l)) != NULL) {
-    l->rt = rt;
-    if (uv_loop_init(&l->uv) != 0) {
+    if (isle__loop_init(l, rt, NULL) != 0) {
       isle_free(l);
       l = NULL;
     } else {
-      pthread_mutex_init(&l->lock, NULL);
-      l->uv.data = l;
-      l->wake.data = l;
-      l->quit.run = quit;
-      uv_async_init(&l->uv, &l->wake, run_commands);
       if (pthread_create(&l->thread, NULL, io_main, l) != 0) {
         uv_close((uv_handle_t *)&l->wake, NULL);
         uv_run(&l->uv, UV_RUN_DEFAULT);

@@ -34,6 +34,17 @@
 
 /* ===== Workers ========================================================= */
 
+_Thread_local isle__worker_t *isle__tls_worker;
+
+/* ISLE_IO_WORKERS: runs the ready callbacks of w's loop without blocking
+ * (an epoll_wait with no timeout); reads become messages to their owners,
+ * scheduled on this worker. Only when connections are open on it: a
+ * runtime without I/O never makes the system call. */
+static void poll_io(isle__worker_t *w) {
+  if (w->loop && w->loop->conns)
+    uv_run(&w->loop->uv, UV_RUN_NOWAIT);
+}
+
 /* Sleeps until woken; returns false when the run is over. */
 static bool worker_park(isle__worker_t *w) {
   isle_runtime_t *rt = w->rt;
@@ -42,6 +53,11 @@ static bool worker_park(isle__worker_t *w) {
       return false;
     if (isle__sched_any_work(rt))
       return true;
+    if (w->loop && i % 64 == 63) {
+      poll_io(w);
+      if (w->runnext || isle__sched_any_work(rt))
+        return true;
+    }
     isle__cpu_relax();
   }
   /* Before sleeping, hand back the blocks this worker freed for others. */
@@ -59,9 +75,16 @@ static bool worker_park(isle__worker_t *w) {
     isle__wake_all(rt);
   } else if (!work && !atomic_load_explicit(&rt->xdone, memory_order_seq_cst)) {
     isle__owner_add(&w->xparks, 1);
-    while (atomic_load_explicit(&w->xsleep, memory_order_seq_cst) &&
-           !atomic_load_explicit(&rt->xdone, memory_order_seq_cst))
-      isle__futex_wait(&w->xsleep, 1, 0);
+    if (w->loop) {
+      /* Sleep in epoll: I/O on this worker's connections wakes it as well
+       * as a waker's uv_async_send (isle__worker_wake). One round: an
+       * I/O callback may have made an actor runnable here. */
+      uv_run(&w->loop->uv, UV_RUN_ONCE);
+    } else {
+      while (atomic_load_explicit(&w->xsleep, memory_order_seq_cst) &&
+             !atomic_load_explicit(&rt->xdone, memory_order_seq_cst))
+        isle__futex_wait(&w->xsleep, 1, 0);
+    }
   }
   atomic_store_explicit(&w->xsleep, 0, memory_order_relaxed);
   atomic_fetch_sub_explicit(&rt->xnparked, 1, memory_order_seq_cst);
@@ -75,6 +98,7 @@ static void *worker_main(void *arg) {
   snprintf(name, sizeof name, "worker-%u", w->index);
   isle_heap_set_thread_name(name);
   pthread_setname_np(pthread_self(), name);
+  isle__tls_worker = w;
   if (rt->cfg.pin_workers) {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     cpu_set_t set;
@@ -86,10 +110,19 @@ static void *worker_main(void *arg) {
     if (atomic_load_explicit(&rt->xstop, memory_order_acquire))
       break;
     isle__actor_t *a = isle__sched_next(w);
-    if (a)
+    if (a) {
       isle__actor_turn(w, a);
-    else if (!worker_park(w))
-      break;
+      /* I/O gets a look every 32 turns, so a busy worker still serves
+       * its connections. */
+      if (w->loop && ++w->io_tick % 32 == 0)
+        poll_io(w);
+    } else {
+      poll_io(w);
+      if (w->runnext || isle__sched_any_work(rt))
+        continue;
+      if (!worker_park(w))
+        break;
+    }
   }
   /* An actor left in runnext when stopping stays scheduled: hand it to the
    * global queue so a later run finds it. */
@@ -97,6 +130,7 @@ static void *worker_main(void *arg) {
     isle__sched_global(rt, w->runnext);
     w->runnext = NULL;
   }
+  isle__tls_worker = NULL;
   isle_heap_collect();
   return NULL;
 }
@@ -158,6 +192,17 @@ void isle_runtime_config_init(isle_runtime_config_t *cfg) {
     memset(cfg, 0, sizeof *cfg);
 }
 
+/* Frees what isle_runtime_new made before failing: the first `loops`
+ * worker loops, the slot table, the workers. */
+static void new_undo(isle_runtime_t *rt, unsigned loops) {
+  for (unsigned i = 0; i < loops; i++)
+    isle__loop_close_worker(&rt->worker_loops[i]);
+  isle_free(rt->worker_loops);
+  munmap(rt->slots, sizeof(isle__slot_t) * (size_t)rt->cfg.max_actors);
+  isle_free(rt->workers);
+  isle_free(rt);
+}
+
 int isle_runtime_new(const isle_runtime_config_t *cfg, isle_runtime_t **out) {
   if (!out)
     return ISLE_EINVAL;
@@ -209,13 +254,31 @@ int isle_runtime_new(const isle_runtime_config_t *cfg, isle_runtime_t **out) {
     w->ctx.rt = rt;
     w->ctx.worker = w;
   }
+  if (c.io_mode == ISLE_IO_DEFAULT)
+    c.io_mode = rt->cfg.io_mode = ISLE_IO_WORKERS;
+  if ((unsigned)c.io_mode > ISLE_IO_THREAD) {
+    new_undo(rt, 0);
+    return ISLE_EINVAL;
+  }
+  if (c.io_mode == ISLE_IO_WORKERS) {
+    rt->worker_loops =
+        isle_aligned_alloc(ISLE__CACHE, sizeof *rt->worker_loops * c.workers);
+    unsigned i = 0;
+    for (; rt->worker_loops && i < c.workers; i++) {
+      if (isle__loop_init(&rt->worker_loops[i], rt, &rt->workers[i]) != 0)
+        break;
+      rt->workers[i].loop = &rt->worker_loops[i];
+    }
+    if (i < c.workers) {
+      new_undo(rt, i);
+      return ISLE_ENOMEM;
+    }
+  }
   if (c.profile_path && !isle_profile_running()) {
     int rc = isle_profile_start(
         c.profile_path, c.profile_interval_ms ? c.profile_interval_ms : 10);
     if (rc) {
-      munmap(slots, table);
-      isle_free(rt->workers);
-      isle_free(rt);
+      new_undo(rt, rt->worker_loops ? c.workers : 0);
       return rc;
     }
     rt->profiling = true;
@@ -300,7 +363,7 @@ void isle_runtime_release(isle_runtime_t *rt) {
         w = &rt->workers[i];
     if (w) {
       atomic_store(&w->xsleep, 0);
-      isle__futex_wake(&w->xsleep, 1);
+      isle__worker_wake(w);
     }
   }
 }
@@ -311,6 +374,9 @@ void isle_runtime_free(isle_runtime_t *rt) {
   /* The io thread first: no timer or connection delivers into what ends
    * next. */
   isle__loop_free(rt);
+  for (unsigned i = 0; rt->worker_loops && i < rt->nworkers; i++)
+    isle__loop_close_worker(&rt->worker_loops[i]);
+  isle_free(rt->worker_loops);
   isle__timers_free(rt);
   isle__io_free(rt);
   isle__actors_end_all(rt);

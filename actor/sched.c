@@ -75,17 +75,24 @@ void isle__wake_one(isle_runtime_t *rt) {
     uint32_t one = 1;
     if (atomic_compare_exchange_strong_explicit(
             &w->xsleep, &one, 0, memory_order_seq_cst, memory_order_relaxed)) {
-      isle__futex_wake(&w->xsleep, 1);
+      isle__worker_wake(w);
       return;
     }
   }
+}
+
+void isle__worker_wake(isle__worker_t *w) {
+  if (w->loop)
+    uv_async_send(&w->loop->wake); /* it sleeps in epoll; signal-safe */
+  else
+    isle__futex_wake(&w->xsleep, 1);
 }
 
 void isle__wake_all(isle_runtime_t *rt) {
   for (unsigned i = 0; i < rt->nworkers; i++) {
     isle__worker_t *w = &rt->workers[i];
     atomic_store_explicit(&w->xsleep, 0, memory_order_seq_cst);
-    isle__futex_wake(&w->xsleep, 1);
+    isle__worker_wake(w);
   }
 }
 

@@ -18,13 +18,15 @@
 typedef struct server_opts_s {
   isle_tcp_opts_t tcp;
   unsigned workers;
+  isle_io_mode_t io_mode;
   uint32_t shutdown_ms;
 } server_opts_t;
 
 static inline void server_usage(const char *name) {
   fprintf(stderr,
           "usage: %s [--port N] [--host ADDR] [--workers N] [--max-conns N]\n"
-          "       [--max-output BYTES] [--read-size BYTES] [--idle-ms MS]\n",
+          "       [--max-output BYTES] [--read-size BYTES] [--idle-ms MS]\n"
+          "       [--io workers|thread]\n",
           name);
 }
 
@@ -59,6 +61,10 @@ static inline int server_parse(int argc, char **argv, const char *name,
       o->tcp.read_size = (size_t)n;
     else if (strcmp(a, "--idle-ms") == 0 && num)
       o->tcp.idle_ms = (uint32_t)n;
+    else if (strcmp(a, "--io") == 0 && strcmp(v, "workers") == 0)
+      o->io_mode = ISLE_IO_WORKERS;
+    else if (strcmp(a, "--io") == 0 && strcmp(v, "thread") == 0)
+      o->io_mode = ISLE_IO_THREAD;
     else {
       server_usage(name);
       return -1;
@@ -130,6 +136,7 @@ static inline int server_main(const char *name, const server_opts_t *o,
   isle_runtime_config_t cfg;
   isle_runtime_config_init(&cfg);
   cfg.workers = o->workers;
+  cfg.io_mode = o->io_mode;
   isle_runtime_t *rt;
   isle_ref_t acceptor;
   int rc = isle_runtime_new(&cfg, &rt);

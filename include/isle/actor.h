@@ -71,6 +71,12 @@ typedef struct isle_actor_type_s {
 typedef void (*isle_stall_fn)(const char *type_name, unsigned worker,
                               uint64_t ms, void *arg);
 
+typedef enum isle_io_mode_e {
+  ISLE_IO_DEFAULT = 0, /* ISLE_IO_WORKERS */
+  ISLE_IO_WORKERS,     /* each worker runs a libuv loop for its connections */
+  ISLE_IO_THREAD,      /* one dedicated io thread runs every connection */
+} isle_io_mode_t;
+
 typedef struct isle_runtime_config_s {
   unsigned workers;       /* worker threads; 0: one per online CPU */
   unsigned batch;         /* messages per actor turn; 0: 64 */
@@ -86,6 +92,8 @@ typedef struct isle_runtime_config_s {
    * final snapshot. */
   const char *profile_path;
   unsigned profile_interval_ms; /* 0: 10 */
+  /* Where TCP (include/isle/io.h) runs; docs/io.md has the figures. */
+  isle_io_mode_t io_mode;
 } isle_runtime_config_t;
 
 typedef struct isle_runtime_stats_s {
