@@ -31,6 +31,7 @@
 #include "isle/heap.h"
 
 #define SPINS 2000 /* looks for work before sleeping (~tens of µs) */
+#define IO_SPINS 64 /* ... with connections open: epoll is where work comes from */
 
 /* ===== Workers ========================================================= */
 
@@ -48,7 +49,8 @@ static void poll_io(isle__worker_t *w) {
 /* Sleeps until woken; returns false when the run is over. */
 static bool worker_park(isle__worker_t *w) {
   isle_runtime_t *rt = w->rt;
-  for (unsigned i = 0; i < SPINS; i++) {
+  unsigned spins = w->loop && w->loop->conns ? IO_SPINS : SPINS;
+  for (unsigned i = 0; i < spins; i++) {
     if (atomic_load_explicit(&rt->xdone, memory_order_acquire))
       return false;
     if (isle__sched_any_work(rt))
