@@ -52,7 +52,10 @@ typedef struct isle_actor_type_s {
   size_t state_size; /* bytes of state, zeroed, 16-byte aligned */
   /* Runs inside the spawn call, on the spawning thread; `arg` is the
    * spawn argument. Non-zero fails the spawn (a negative code is
-   * returned as is, a positive one as ISLE_EINVAL). May be NULL. */
+   * returned as is, a positive one as ISLE_EINVAL). An init that calls
+   * isle_ctx_stop or isle_exit on itself succeeds: the spawn returns 0
+   * and the handle of an actor that has already ended (its links and
+   * monitors hear of it). May be NULL. */
   int (*init)(isle_ctx_t *ctx, void *state, const void *arg);
   /* Handles one message; returns ISLE_CONTINUE, ISLE_STOP or an error.
    * Required. */
