@@ -171,14 +171,17 @@ static void timer_fired(uv_timer_t *h) {
   }
 }
 
-static void forget_target(isle_runtime_t *rt, isle_ref_t target) {
+/* Drops the live timers aimed at `target` (every live timer for
+ * ISLE_REF_NONE): never fired, counted as dropped. Cancelled ones are out
+ * of the table and already closing. */
+static void drop_timers(isle_runtime_t *rt, isle_ref_t target) {
   timer_t_ *gone = NULL;
   pthread_mutex_lock(&rt->timers_lock);
   struct isle__timers_s *t = rt->timers;
-  for (size_t i = 0; i < t->nbuckets; i++)
+  for (size_t i = 0; t && i < t->nbuckets; i++)
     for (timer_t_ *e = t->table[i], *next; e; e = next) {
       next = e->next_live;
-      if (e->target == target) {
+      if (target == ISLE_REF_NONE || e->target == target) {
         table_take(t, e->id);
         e->next_live = gone; /* reuse the link: out of the table now */
         gone = e;
@@ -216,7 +219,7 @@ static void cmd_cancel(isle__cmd_t *base, isle__loop_t *l) {
 
 static void cmd_forget(isle__cmd_t *base, isle__loop_t *l) {
   cmd_t *c = (cmd_t *)base;
-  forget_target(l->rt, c->target);
+  drop_timers(l->rt, c->target);
   isle_free(c);
 }
 
@@ -259,23 +262,7 @@ void isle__timers_forget(isle_runtime_t *rt, isle_ref_t self) {
 }
 
 void isle__timers_quit(isle__loop_t *l) {
-  isle_runtime_t *rt = l->rt;
-  timer_t_ *gone = NULL;
-  pthread_mutex_lock(&rt->timers_lock);
-  struct isle__timers_s *t = rt->timers;
-  for (size_t i = 0; t && i < t->nbuckets; i++)
-    while (t->table[i]) {
-      timer_t_ *e = table_take(t, t->table[i]->id);
-      e->next_live = gone;
-      gone = e;
-    }
-  pthread_mutex_unlock(&rt->timers_lock);
-  /* Live timers never fired: dropped. Cancelled ones are already closing. */
-  for (timer_t_ *e = gone, *next; e; e = next) {
-    next = e->next_live;
-    dropped(rt);
-    timer_end(e);
-  }
+  drop_timers(l->rt, ISLE_REF_NONE);
 }
 
 void isle__timers_free(isle_runtime_t *rt) {
