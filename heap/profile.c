@@ -259,6 +259,8 @@ static void snapshot(bool final) {
 
 static void *sampler_main(void *arg) {
   (void)arg;
+  /* Named for top, perf and the like (not a heap name: it has no heap). */
+  pthread_setname_np(pthread_self(), "isle-profile");
   uint64_t interval_ns = (uint64_t)prof.interval_ms * 1000000u;
   uint64_t next = prof.start_ns + interval_ns;
   pthread_mutex_lock(&prof.lock);
