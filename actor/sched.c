@@ -24,7 +24,15 @@
  * 2 workers, though on 1 worker it rose from 14 to 44 M). A third, waking
  * an actor into an inbox of the worker that last ran it instead of the
  * sender's runnext, lost too: counting 11 M, big 8 M, ring 22 M msgs/s,
- * fjthrput 9-10 M.
+ * fjthrput 9-10 M. A fourth, keeping an actor whose mailbox ran empty
+ * scheduled on its worker for a few more looks ("held", up to 32 or 4
+ * per worker) so that the next push needs no scheduling, helped fjthrput
+ * and pingpong a little (6.4 -> 8.0 M msgs/s, 163 -> 125-133 ns) but held
+ * actors cannot be stolen, so work piled up on one worker: counting fell
+ * from 16.4 to 7-9.7 M msgs/s and big from 7.4 to 3.5 M (one run each,
+ * machine in its slow state). A thief that waits until the victim has two
+ * queued actors (so that each steal brings more than one message) also
+ * lost: fjthrput 2.5-3 M.
  *
  * The global queue (a mutex and an intrusive list) takes actors woken from
  * outside threads and ring overflow; workers look at it when their own
