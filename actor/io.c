@@ -403,17 +403,18 @@ static void write_done(uv_write_t *req, int status) {
   uint64_t size = w->buf.len;
   isle_free(w->msg);
   isle_free(w);
-  /* acq_rel: the writer that refused on a full backlog set want_drain
-   * first. */
+  /* seq_cst, as in isle_tcp_write: a writer refused on a full backlog
+   * either sets want_drain before this subtraction is seen, or sees the
+   * backlog it leaves. */
   uint64_t left =
-      atomic_fetch_sub_explicit(&c->xqueued, size, memory_order_acq_rel) - size;
+      atomic_fetch_sub_explicit(&c->xqueued, size, memory_order_seq_cst) - size;
   if (status < 0 && status != UV_ECANCELED && c->tcp && !c->closing) {
     conn_close(c, ISLE_EIO);
     return;
   }
   if (c->tcp && !c->closing && c->owner &&
       left <= atomic_load_explicit(&c->xmax_output, memory_order_relaxed) / 2 &&
-      atomic_exchange_explicit(&c->xwant_drain, 0, memory_order_acq_rel))
+      atomic_exchange_explicit(&c->xwant_drain, 0, memory_order_seq_cst))
     event_send(l, c->owner, ISLE_MSG_TCP_DRAINED, conn_handle(io, c),
                listener_self(c), 0);
 }
@@ -980,13 +981,25 @@ int isle_tcp_write(isle_runtime_t *rt, isle_conn_t conn, isle_msg_t *msg) {
                       : 0;
   size_t size = isle_msg_size(msg) - offset;
   uint64_t max = atomic_load_explicit(&c->xmax_output, memory_order_relaxed);
-  uint64_t before =
-      atomic_fetch_add_explicit(&c->xqueued, size, memory_order_acq_rel);
-  if (before + size > max && before > 0) {
-    atomic_store_explicit(&c->xwant_drain, 1, memory_order_release);
-    atomic_fetch_sub_explicit(&c->xqueued, size, memory_order_acq_rel);
-    isle_free(w);
-    return ISLE_EFULL;
+  for (;;) {
+    uint64_t before =
+        atomic_fetch_add_explicit(&c->xqueued, size, memory_order_seq_cst);
+    if (before + size <= max || before == 0)
+      break; /* accepted (one write may exceed the limit alone) */
+    /* Over the limit: take the bytes back and ask for DRAINED. seq_cst,
+     * like write_done's subtraction and exchange: either a completion
+     * sees the request, or we see the backlog it left. While bytes are
+     * in flight, the completion that brings the backlog to half or less
+     * sends DRAINED. With none left, none would: take the request back
+     * and try again, now on an empty backlog (if the loop took the
+     * request first, its DRAINED is on the way and EFULL stands). */
+    atomic_fetch_sub_explicit(&c->xqueued, size, memory_order_seq_cst);
+    atomic_store_explicit(&c->xwant_drain, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&c->xqueued, memory_order_seq_cst) > 0 ||
+        !atomic_exchange_explicit(&c->xwant_drain, 0, memory_order_seq_cst)) {
+      isle_free(w);
+      return ISLE_EFULL;
+    }
   }
   w->base.run = cmd_write;
   w->conn = conn;
