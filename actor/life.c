@@ -57,6 +57,7 @@ typedef struct watcher_s {
 typedef struct watching_s {
   isle_ref_t target; /* whom this actor monitors */
   uint64_t id;
+  isle_msg_t *demon; /* the DEMONITOR for isle_demonitor, or for our end */
 } watching_t;
 
 typedef struct link_s {
@@ -255,6 +256,7 @@ bool isle__life_signal(isle_ctx_t *ctx, isle_msg_t *m) {
     int64_t i = l ? watching_find(&l->watching, d->monitor) : -1;
     if (i < 0)
       break; /* demonitored: dropped */
+    isle_free(((watching_t *)l->watching.items)[i].demon);
     vec_del(&l->watching, (uint32_t)i, sizeof(watching_t));
     m->flags &= ~ISLE__MSG_F_SYSTEM;
     return true;
@@ -319,6 +321,15 @@ void isle__life_end(isle_ctx_t *ctx, int reason, bool notify) {
       note_send(ctx, k[i].ref, k[i].exit, reason);
     else
       isle_free(k[i].exit);
+  }
+  /* The monitors this actor holds end with it: their targets forget them
+   * now, rather than keep a DOWN for a dead watcher until they end. */
+  const watching_t *m = l->watching.items;
+  for (uint32_t i = 0; i < l->watching.n; i++) {
+    if (notify)
+      sig_send(ctx, m[i].target, m[i].demon);
+    else
+      isle_free(m[i].demon);
   }
   isle_free(l->watchers.items);
   isle_free(l->watching.items);
@@ -391,16 +402,22 @@ int isle_monitor(isle_ctx_t *ctx, isle_ref_t target, uint64_t *id) {
   if (!l || vec_reserve(&l->watching, sizeof(watching_t)))
     return ISLE_ENOMEM;
   /* Relaxed: ids need only be unique. */
-  watching_t w = {target, atomic_fetch_add_explicit(&ctx->rt->xnext_id, 1,
-                                                    memory_order_relaxed) +
-                              1};
+  watching_t w = {
+      .target = target,
+      .id = atomic_fetch_add_explicit(&ctx->rt->xnext_id, 1,
+                                      memory_order_relaxed) +
+            1,
+      .demon = sig_new(SIG_DEMONITOR, sizeof(uint64_t)),
+  };
   isle_msg_t *m = sig_new(SIG_MONITOR, sizeof(monitor_req_t));
   isle_msg_t *down = down_new(target, w.id);
-  if (!m || !down) {
+  if (!m || !down || !w.demon) {
     isle_free(m);
     isle_free(down);
+    isle_free(w.demon);
     return ISLE_ENOMEM;
   }
+  *(uint64_t *)isle_msg_data(w.demon) = w.id;
   monitor_req_t *r = isle_msg_data(m);
   r->id = w.id;
   r->down = down;
@@ -415,6 +432,7 @@ int isle_monitor(isle_ctx_t *ctx, isle_ref_t target, uint64_t *id) {
     if (rc) {
       /* Only while the runtime is being freed, when nothing runs again. */
       isle_free(down);
+      isle_free(w.demon);
       return rc;
     }
   }
@@ -431,16 +449,11 @@ int isle_demonitor(isle_ctx_t *ctx, uint64_t id) {
   int64_t i = l ? watching_find(&l->watching, id) : -1;
   if (i < 0)
     return ISLE_ENOENT;
-  isle_ref_t target = ((watching_t *)l->watching.items)[i].target;
+  watching_t w = ((watching_t *)l->watching.items)[i];
   vec_del(&l->watching, (uint32_t)i, sizeof(watching_t));
-  /* Tell the target, so that it frees its DOWN now rather than at its end.
-   * If this cannot be allocated, the DOWN comes later and is dropped on
-   * arrival: correct either way. */
-  isle_msg_t *m = sig_new(SIG_DEMONITOR, sizeof(uint64_t));
-  if (m) {
-    *(uint64_t *)isle_msg_data(m) = id;
-    sig_send(ctx, target, m);
-  }
+  /* Tell the target, so that it frees its DOWN now rather than at its end
+   * (a DOWN already on its way is dropped on arrival). */
+  sig_send(ctx, w.target, w.demon);
   return 0;
 }
 

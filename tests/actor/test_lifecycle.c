@@ -719,6 +719,58 @@ static void test_lifecycle_monitor_race_delivers_each_down_once(void **state) {
   support_assert_heap_quiet();
 }
 
+/* A watcher that monitors its target in init and ends at its first
+ * message, never seeing a DOWN. */
+static int brief_watcher_init(isle_ctx_t *ctx, void *state, const void *arg) {
+  (void)state;
+  return isle_monitor(ctx, *(const isle_ref_t *)arg, NULL);
+}
+
+static int brief_watcher_receive(isle_ctx_t *ctx, void *state,
+                                 isle_msg_t *msg) {
+  (void)ctx;
+  (void)state;
+  (void)msg;
+  return ISLE_STOP;
+}
+
+static const isle_actor_type_t brief_watcher_type = {
+    .name = "brief-watcher",
+    .init = brief_watcher_init,
+    .receive = brief_watcher_receive,
+};
+
+/* Watchers that end before their target forget it: a long-lived actor
+ * monitored by many short-lived ones keeps no DOWN for each of them. Two
+ * rounds of N watchers; the second must leave the heap where the first
+ * did (before the fix it held N more blocks: a DOWN per dead watcher). */
+static void
+test_lifecycle_watchers_that_end_leave_nothing_behind(void **state) {
+  const size_t n = support_iters(2000);
+  isle_runtime_t *rt = support_runtime(2, 0);
+  isle_ref_t target;
+  assert_int_equal(isle_runtime_spawn(rt, &victim_type, NULL, &target), 0);
+  uint64_t level[2];
+  for (int round = 0; round < 2; round++) {
+    for (size_t i = 0; i < n; i++) {
+      isle_ref_t w;
+      assert_int_equal(isle_runtime_spawn(rt, &brief_watcher_type, &target, &w),
+                       0);
+      support_send(rt, w, 1, 0, 0);
+    }
+    run_ok(rt);
+    isle_heap_collect();
+    level[round] = support_heap_level(false).live_objects;
+  }
+  assert_true(alive(rt, target));
+  print_message("live objects after %zu and %zu watchers: %" PRIu64 ", %" PRIu64
+                "\n",
+                n, 2 * n, level[0], level[1]);
+  assert_true(level[1] <= level[0] + 16);
+  isle_runtime_free(rt);
+  support_assert_heap_quiet();
+}
+
 /* ===== Links ============================================================ */
 
 /* a - b - c linked; c fails: b and a end with c's reason. */
@@ -1292,6 +1344,7 @@ int main(void) {
       T(test_lifecycle_demonitor_before_and_after_the_end),
       T(test_lifecycle_monitor_errors),
       T(test_lifecycle_many_watchers_of_one_target),
+      T(test_lifecycle_watchers_that_end_leave_nothing_behind),
       T(test_lifecycle_monitor_race_delivers_each_down_once),
       T(test_lifecycle_link_propagates_an_abnormal_exit_down_a_chain),
       T(test_lifecycle_link_normal_exit_ends_no_one),
