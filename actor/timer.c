@@ -31,7 +31,8 @@
 
 typedef struct timer_s {
   uv_timer_t uv;             /* first: a uv handle pointer is a timer pointer */
-  struct timer_s *next_live; /* in the table's bucket */
+  struct timer_s *next_live; /* in the table's bucket (by id) */
+  struct timer_s *tnext, **tprev; /* in its target's bucket */
   uint64_t id;
   isle_ref_t target;
   isle_msg_t *msg; /* sent (one-shot) or copied (periodic) when it fires */
@@ -46,10 +47,12 @@ typedef struct cmd_s {
   isle_ref_t target; /* forget */
 } cmd_t;
 
-/* Under timers_lock. */
+/* Under timers_lock. Live timers by id, and by target: an ending actor's
+ * timers are found without a scan of every timer. */
 struct isle__timers_s {
-  timer_t_ **table; /* live timers by id */
-  size_t nbuckets;  /* power of two */
+  timer_t_ **table;     /* by id */
+  timer_t_ **by_target; /* by target, doubly linked */
+  size_t nbuckets;      /* power of two, for both */
   size_t count;
 };
 
@@ -59,22 +62,43 @@ static timer_t_ **bucket(struct isle__timers_s *t, uint64_t id) {
   return &t->table[(id * 0x9e3779b97f4a7c15u >> 32) & (t->nbuckets - 1)];
 }
 
+static timer_t_ **target_bucket(struct isle__timers_s *t, isle_ref_t r) {
+  return &t->by_target[(r * 0x9e3779b97f4a7c15u >> 32) & (t->nbuckets - 1)];
+}
+
+/* Links a timer into both tables (which have room). */
+static void table_link(struct isle__timers_s *t, timer_t_ *e) {
+  timer_t_ **b = bucket(t, e->id);
+  e->next_live = *b;
+  *b = e;
+  timer_t_ **tb = target_bucket(t, e->target);
+  e->tnext = *tb;
+  e->tprev = tb;
+  if (*tb)
+    (*tb)->tprev = &e->tnext;
+  *tb = e;
+}
+
 static int table_grow(struct isle__timers_s *t) {
   if (t->count < t->nbuckets)
     return 0;
   size_t old_n = t->nbuckets;
   timer_t_ **old = t->table;
   timer_t_ **nt = isle_calloc(old_n * 2, sizeof *nt);
-  if (!nt)
+  timer_t_ **nb = isle_calloc(old_n * 2, sizeof *nb);
+  if (!nt || !nb) {
+    isle_free(nt);
+    isle_free(nb);
     return ISLE_ENOMEM;
+  }
+  isle_free(t->by_target);
   t->table = nt;
+  t->by_target = nb;
   t->nbuckets = old_n * 2;
   for (size_t i = 0; i < old_n; i++)
     for (timer_t_ *e = old[i], *next; e; e = next) {
       next = e->next_live;
-      timer_t_ **b = bucket(t, e->id);
-      e->next_live = *b;
-      *b = e;
+      table_link(t, e);
     }
   isle_free(old);
   return 0;
@@ -86,6 +110,9 @@ static timer_t_ *table_take(struct isle__timers_s *t, uint64_t id) {
     if ((*p)->id == id) {
       timer_t_ *e = *p;
       *p = e->next_live;
+      *e->tprev = e->tnext;
+      if (e->tnext)
+        e->tnext->tprev = e->tprev;
       e->live = false;
       t->count--;
       return e;
@@ -178,15 +205,23 @@ static void drop_timers(isle_runtime_t *rt, isle_ref_t target) {
   timer_t_ *gone = NULL;
   pthread_mutex_lock(&rt->timers_lock);
   struct isle__timers_s *t = rt->timers;
-  for (size_t i = 0; t && i < t->nbuckets; i++)
-    for (timer_t_ *e = t->table[i], *next; e; e = next) {
-      next = e->next_live;
-      if (target == ISLE_REF_NONE || e->target == target) {
+  if (t && target != ISLE_REF_NONE) {
+    for (timer_t_ *e = *target_bucket(t, target), *next; e; e = next) {
+      next = e->tnext;
+      if (e->target == target) {
         table_take(t, e->id);
         e->next_live = gone; /* reuse the link: out of the table now */
         gone = e;
       }
     }
+  } else {
+    for (size_t i = 0; t && i < t->nbuckets; i++)
+      while (t->table[i]) {
+        timer_t_ *e = table_take(t, t->table[i]->id);
+        e->next_live = gone;
+        gone = e;
+      }
+  }
   pthread_mutex_unlock(&rt->timers_lock);
   for (timer_t_ *e = gone, *next; e; e = next) {
     next = e->next_live;
@@ -231,7 +266,10 @@ static struct isle__timers_s *timers(isle_runtime_t *rt) {
       return NULL;
     t->nbuckets = 16;
     t->table = isle_calloc(t->nbuckets, sizeof *t->table);
-    if (!t->table) {
+    t->by_target = isle_calloc(t->nbuckets, sizeof *t->by_target);
+    if (!t->table || !t->by_target) {
+      isle_free(t->table);
+      isle_free(t->by_target);
       isle_free(t);
       return NULL;
     }
@@ -268,6 +306,7 @@ void isle__timers_quit(isle__loop_t *l) {
 void isle__timers_free(isle_runtime_t *rt) {
   if (rt->timers) {
     isle_free(rt->timers->table);
+    isle_free(rt->timers->by_target);
     isle_free(rt->timers);
     rt->timers = NULL;
   }
@@ -305,9 +344,7 @@ int isle_timer_start(isle_runtime_t *rt, isle_ref_t target, isle_msg_t *msg,
   if (!t || table_grow(t) != 0) {
     rc = ISLE_ENOMEM;
   } else {
-    timer_t_ **b = bucket(t, tm->id);
-    tm->next_live = *b;
-    *b = tm;
+    table_link(t, tm);
     tm->live = true;
     t->count++;
     /* seq_cst: see names.c; here a missed bit only delays the drop to

@@ -446,9 +446,7 @@ static void starts_at_dying_actors(isle_runtime_t *rt, clock_t_ *c, size_t n,
 }
 
 static void test_timer_started_while_its_target_ends(void **state) {
-  /* Each end's drop scans every live timer (timer.c): more would measure
-   * that, not the race. */
-  size_t n = support_iters(5000);
+  size_t n = support_iters(20000);
   isle_runtime_t *rt = support_runtime(2, 0);
   clock_t_ *c = clock_new();
   starts_at_dying_actors(rt, c, n, 0);
