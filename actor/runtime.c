@@ -31,7 +31,8 @@
 #include "isle/heap.h"
 
 #define SPINS 2000 /* looks for work before sleeping (~tens of µs) */
-#define IO_SPINS 64 /* ... with connections open: epoll is where work comes from */
+/* ... with connections open: epoll, not a peer, is where work comes from */
+#define IO_SPINS 64
 
 /* ===== Workers ========================================================= */
 
