@@ -73,6 +73,35 @@ static inline int server_parse(int argc, char **argv, const char *name,
   return 0;
 }
 
+/* ----- Helpers for connection actors ----------------------------------- */
+
+/* Writes len bytes to `conn` in a message of their own. 0, or the error
+ * (ISLE_EFULL: the peer does not read; ISLE_ENOMEM; ISLE_EDEAD): the
+ * caller then closes. */
+static inline int server_write(isle_runtime_t *rt, isle_conn_t conn,
+                               const void *bytes, size_t len) {
+  isle_msg_t *m = isle_msg_new(0, len);
+  if (!m)
+    return ISLE_ENOMEM;
+  memcpy(isle_msg_data(m), bytes, len);
+  int rc = isle_tcp_write(rt, conn, m);
+  if (rc)
+    isle_msg_free(m); /* refused: still ours */
+  return rc;
+}
+
+/* Every thread heap's figures (the live view of docs/profiling.md), in a
+ * block to isle_free; *n gets how many. NULL without memory. */
+static inline isle_heap_stats_t *server_heap_stats(size_t *n) {
+  size_t room = isle_heap_stats_all(NULL, 0) + 4; /* threads may come */
+  isle_heap_stats_t *hs = isle_malloc(room * sizeof *hs);
+  if (!hs)
+    return NULL;
+  size_t got = isle_heap_stats_all(hs, room);
+  *n = got < room ? got : room;
+  return hs;
+}
+
 /* ----- The acceptor ------------------------------------------------------ */
 
 static const isle_actor_type_t *server_conn_type;

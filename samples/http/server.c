@@ -68,13 +68,10 @@ static bool out_add_bytes(conn_t *c, const char *p, size_t n) {
 
 /* The figures as JSON into `b` (a scratch buffer); its length. */
 static size_t stats_json(isle_runtime_t *rt, char **b, size_t *cap) {
-  /* A few threads: one block each time (a stats request is rare). */
-  size_t n = isle_heap_stats_all(NULL, 0) + 4;
-  isle_heap_stats_t *hs = isle_malloc(n * sizeof *hs);
+  size_t n;
+  isle_heap_stats_t *hs = server_heap_stats(&n); /* a stats request is rare */
   if (!hs)
     return 0;
-  size_t got = isle_heap_stats_all(hs, n);
-  n = got < n ? got : n;
   isle_runtime_stats_t st;
   isle_runtime_stats(rt, &st);
   size_t len = 0;
@@ -146,14 +143,7 @@ static void flush(isle_ctx_t *ctx, conn_t *c) {
   if (!c->out_len)
     return;
   isle_runtime_t *rt = isle_ctx_runtime(ctx);
-  isle_msg_t *m = isle_msg_new(0, c->out_len);
-  int rc = m ? 0 : ISLE_ENOMEM;
-  if (m) {
-    memcpy(isle_msg_data(m), c->out, c->out_len);
-    rc = isle_tcp_write(rt, c->conn, m);
-    if (rc)
-      isle_msg_free(m);
-  }
+  int rc = server_write(rt, c->conn, c->out, c->out_len);
   c->out_len = 0;
   if (rc) { /* not reading its answers (EFULL), or no memory: give up */
     isle_tcp_close(rt, c->conn, false);

@@ -182,12 +182,11 @@ static void info_hook(void *arg, kv_buf_t *t) {
            (unsigned long long)st.tcp_accepted,
            (unsigned long long)st.tcp_refused);
   append(t, line);
-  size_t n = isle_heap_stats_all(NULL, 0) + 4;
-  isle_heap_stats_t *hs = isle_malloc(n * sizeof *hs);
+  size_t n;
+  isle_heap_stats_t *hs = server_heap_stats(&n);
   if (!hs)
     return;
-  size_t got = isle_heap_stats_all(hs, n);
-  for (size_t i = 0; i < got && i < n; i++) {
+  for (size_t i = 0; i < n; i++) {
     snprintf(line, sizeof line,
              "thread_%s:live_bytes=%llu,live_objects=%llu,held_bytes=%llu,"
              "refills=%llu,remote_frees_sent=%llu,remote_frees_received="
@@ -272,14 +271,8 @@ static void flush(isle_ctx_t *ctx, conn_t *c) {
   if (c->count && c->out.len < FLUSH_BYTES && !c->closing && !c->eof)
     return;
   if (c->out.len && !c->closed) {
-    isle_msg_t *m = isle_msg_new(0, c->out.len);
-    int rc = m ? 0 : ISLE_ENOMEM;
-    if (m) {
-      memcpy(isle_msg_data(m), c->out.data, c->out.len);
-      if ((rc = isle_tcp_write(rt, c->conn, m)) != 0)
-        isle_msg_free(m);
-    }
-    if (rc) { /* not reading its replies, or no memory */
+    if (server_write(rt, c->conn, c->out.data, c->out.len) != 0) {
+      /* not reading its replies, or no memory */
       isle_tcp_close(rt, c->conn, false);
       c->closing = true;
     }
