@@ -237,6 +237,9 @@ static void conn_closed(uv_handle_t *h) {
   c->parked = NULL;
   c->owner = 0;
   c->listener = NULL;
+  /* No longer this loop's: each_conn here must not read the slot once
+   * another loop may take it from the free list (below). */
+  atomic_store_explicit(&c->xloop, NULL, memory_order_relaxed);
   l->conns--;
   pthread_mutex_lock(&io->lock);
   c->next_free = io->free_top;
@@ -300,8 +303,9 @@ static void each_conn(isle__loop_t *l, void (*fn)(isle__loop_t *, conn_t *)) {
   uint32_t used = atomic_load_explicit(&io->xused, memory_order_acquire);
   for (uint32_t i = 0; i < used; i++) {
     conn_t *c = &io->conns[i];
-    /* Only this thread gives its slots away, so a slot that names this
-     * loop is this loop's (and its tcp field ours to read). */
+    /* A slot names a loop from its adoption until that loop frees it
+     * (conn_closed clears it, on this thread, before the slot goes back
+     * to the free list), so one that names this loop is ours to read. */
     if (atomic_load_explicit(&c->xloop, memory_order_acquire) == l && c->tcp &&
         !c->closing)
       fn(l, c);
