@@ -78,6 +78,13 @@ struct isle_ctx_s {
   int stop_reason;     /* with this reason (0: normal) */
 };
 
+/* A thief's view of one victim's ring (sched.c): its tail when the thief
+ * began watching, and since when (ns). */
+typedef struct isle__watch_s {
+  uint32_t mark;
+  uint64_t since;
+} isle__watch_t;
+
 struct isle__worker_s {
   /* Run queue: a ring the owner fills at the tail and empties at the head;
    * thieves take up to half from the head with one CAS (Go's runq). */
@@ -102,7 +109,8 @@ struct isle__worker_s {
   unsigned tick;
   unsigned io_tick;
   uint64_t rng;
-  isle__loop_t *loop; /* ISLE_IO_WORKERS: its own libuv loop */
+  isle__watch_t *watch; /* as a thief, one per victim (sched.c) */
+  isle__loop_t *loop;   /* ISLE_IO_WORKERS: its own libuv loop */
 };
 
 struct isle_runtime_s {

@@ -235,8 +235,10 @@ int isle_runtime_new(const isle_runtime_config_t *cfg, isle_runtime_t **out) {
   memset(rt, 0, sizeof *rt);
   rt->cfg = c;
   rt->nworkers = c.workers;
-  rt->workers =
-      isle_aligned_alloc(ISLE__CACHE, sizeof *rt->workers * c.workers);
+  /* The workers, then each worker's watches of the others (thieves). */
+  size_t workers_size = sizeof *rt->workers * c.workers;
+  size_t watches_size = sizeof(isle__watch_t) * c.workers * c.workers;
+  rt->workers = isle_aligned_alloc(ISLE__CACHE, workers_size + watches_size);
   size_t table = sizeof(isle__slot_t) * (size_t)c.max_actors;
   void *slots = mmap(NULL, table, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -248,9 +250,11 @@ int isle_runtime_new(const isle_runtime_config_t *cfg, isle_runtime_t **out) {
     return ISLE_ENOMEM;
   }
   rt->slots = slots;
-  memset(rt->workers, 0, sizeof *rt->workers * c.workers);
+  memset(rt->workers, 0, workers_size + watches_size);
+  isle__watch_t *watches = (isle__watch_t *)(rt->workers + c.workers);
   for (unsigned i = 0; i < c.workers; i++) {
     isle__worker_t *w = &rt->workers[i];
+    w->watch = watches + (size_t)i * c.workers;
     w->rt = rt;
     w->index = i;
     w->rng = 0x9e3779b97f4a7c15u * (i + 1);
