@@ -36,6 +36,11 @@ static void counter_inc(_Atomic uint64_t *c, uint64_t n) {
   atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
+/* Counts one spawn or end: on w's own counter when a worker counts (no
+ * shared line on the spawn and end paths), else on the runtime's. */
+#define COUNT(rt, w, field)                                                    \
+  ((w) ? isle__owner_add(&(w)->field, 1) : counter_inc(&(rt)->field, 1))
+
 /* ----- Slots ----------------------------------------------------------- */
 
 static isle__slot_t *slot_alloc(isle_runtime_t *rt, uint32_t *index) {
@@ -64,8 +69,10 @@ static isle__slot_t *slot_alloc(isle_runtime_t *rt, uint32_t *index) {
    * handle that lands here are refused until the first occupant. */
   isle__slot_t *s = &rt->slots[i];
   isle__mbox_init(&s->mbox, 0);
-  atomic_fetch_or_explicit(&s->mbox.xcount, ISLE__MB_CLOSED,
-                           memory_order_relaxed);
+  /* A plain store, not a read-modify-write: the line is new to this core
+   * (often to memory), and a store lets the miss overlap what follows.
+   * No other thread looks at the slot before its generation is set. */
+  atomic_store_explicit(&s->mbox.xcount, ISLE__MB_CLOSED, memory_order_relaxed);
   *index = i;
   return s;
 }
@@ -169,7 +176,8 @@ static void actor_end(isle_runtime_t *rt, isle__worker_t *w, isle__actor_t *a,
   /* Closing first: from here on, requests to this actor fail with
    * ISLE_EDEAD at their sender, and the drain answers those that got in. */
   isle__mbox_close(&s->mbox, drain_one, &d);
-  counter_inc(&rt->xdead_letters, d.dead);
+  if (d.dead)
+    counter_inc(&rt->xdead_letters, d.dead);
   /* seq_cst loads, after the seq_cst close: see names.c and timer.c. */
   uint32_t flags = atomic_load_explicit(&s->xflags, memory_order_seq_cst);
   if (flags & ISLE__SLOT_NAMED)
@@ -183,8 +191,10 @@ static void actor_end(isle_runtime_t *rt, isle__worker_t *w, isle__actor_t *a,
   isle_free(a);
   slot_free(rt, s);
   if (counted) {
-    counter_inc(reason < 0 ? &rt->xfailed : &rt->xstopped, 1);
-    atomic_fetch_sub_explicit(&rt->xlive, 1, memory_order_relaxed);
+    if (reason < 0)
+      COUNT(rt, w, xfailed);
+    else
+      COUNT(rt, w, xstopped);
   }
 }
 
@@ -234,8 +244,7 @@ int isle__spawn(isle_runtime_t *rt, isle_ctx_t *parent,
       return rc < 0 ? rc : ISLE_EINVAL;
     }
   }
-  counter_inc(&rt->xspawned, 1);
-  counter_inc(&rt->xlive, 1);
+  COUNT(rt, w, xspawned);
   if (link) {
     int rc = isle__life_link_child(parent, a);
     if (rc != 0) {

@@ -100,6 +100,9 @@ struct isle__worker_s {
   _Atomic uint64_t xmessages;
   _Atomic uint64_t xsteals;
   _Atomic uint64_t xparks;
+  _Atomic uint64_t xspawned;        /* actors this worker spawned, stopped, */
+  _Atomic uint64_t xstopped;        /* and failed (the runtime's counters of */
+  _Atomic uint64_t xfailed;         /* the same names take other threads') */
   _Atomic uint64_t xturn_seq;       /* +1 at each turn start */
   _Atomic(const char *) xturn_type; /* type name during a turn, else NULL */
   isle_ctx_t ctx;
@@ -137,12 +140,13 @@ struct isle_runtime_s {
   pthread_t monitor;
   bool monitor_started;
   bool profiling; /* this runtime started the heap profile */
-  /* Counters written by many threads (relaxed fetch_add). */
+  /* Counters written by many threads (relaxed fetch_add); spawned,
+   * stopped and failed only by threads that are not workers, which count
+   * their own (actors live = spawned - stopped - failed). */
   _Alignas(ISLE__CACHE) _Atomic uint64_t xspawned;
   _Atomic uint64_t xstopped;
   _Atomic uint64_t xfailed;
   _Atomic uint64_t xdead_letters;
-  _Atomic uint64_t xlive;
   _Atomic uint64_t xstalls;
   _Atomic uint64_t xtimers_fired;
   _Atomic uint64_t xtimers_dropped;

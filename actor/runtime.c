@@ -30,7 +30,10 @@
 #include "internal.h"
 #include "isle/heap.h"
 
-#define SPINS 2000 /* looks for work before sleeping (~tens of µs) */
+#define SPINS 62 /* looks */
+#ifndef POLL_PAUSES
+#define POLL_PAUSES 32
+#endif
 /* ... with connections open: epoll, not a peer, is where work comes from */
 #define IO_SPINS 64
 
@@ -61,7 +64,8 @@ static bool worker_park(isle__worker_t *w) {
       if (w->runnext || isle__sched_any_work(rt))
         return true;
     }
-    isle__cpu_relax();
+    for (unsigned j = 0; j < POLL_PAUSES; j++)
+      isle__cpu_relax();
   }
   /* Before sleeping, hand back the blocks this worker freed for others. */
   isle_heap_collect();
@@ -405,7 +409,6 @@ int isle_runtime_stats(isle_runtime_t *rt, isle_runtime_stats_t *out) {
     return ISLE_EINVAL;
   memset(out, 0, sizeof *out);
   out->workers = rt->nworkers;
-  out->actors_live = atomic_load_explicit(&rt->xlive, memory_order_relaxed);
   out->spawned = atomic_load_explicit(&rt->xspawned, memory_order_relaxed);
   out->stopped = atomic_load_explicit(&rt->xstopped, memory_order_relaxed);
   out->failed = atomic_load_explicit(&rt->xfailed, memory_order_relaxed);
@@ -427,6 +430,12 @@ int isle_runtime_stats(isle_runtime_t *rt, isle_runtime_stats_t *out) {
     out->turns += atomic_load_explicit(&w->xturns, memory_order_relaxed);
     out->steals += atomic_load_explicit(&w->xsteals, memory_order_relaxed);
     out->parks += atomic_load_explicit(&w->xparks, memory_order_relaxed);
+    out->spawned += atomic_load_explicit(&w->xspawned, memory_order_relaxed);
+    out->stopped += atomic_load_explicit(&w->xstopped, memory_order_relaxed);
+    out->failed += atomic_load_explicit(&w->xfailed, memory_order_relaxed);
   }
+  /* Read apart from each other while actors come and go: never below 0. */
+  uint64_t ended = out->stopped + out->failed;
+  out->actors_live = out->spawned > ended ? out->spawned - ended : 0;
   return 0;
 }
