@@ -30,10 +30,7 @@
 #include "internal.h"
 #include "isle/heap.h"
 
-#define SPINS 62 /* looks */
-#ifndef POLL_PAUSES
-#define POLL_PAUSES 32
-#endif
+#define SPINS 2000 /* looks for work before sleeping (~tens of µs) */
 /* ... with connections open: epoll, not a peer, is where work comes from */
 #define IO_SPINS 64
 
@@ -64,8 +61,7 @@ static bool worker_park(isle__worker_t *w) {
       if (w->runnext || isle__sched_any_work(rt))
         return true;
     }
-    for (unsigned j = 0; j < POLL_PAUSES; j++)
-      isle__cpu_relax();
+    isle__cpu_relax();
   }
   /* Before sleeping, hand back the blocks this worker freed for others. */
   isle_heap_collect();

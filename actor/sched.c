@@ -206,9 +206,6 @@ static isle__actor_t *ring_get(isle__worker_t *w) {
 /* Takes up to half of victim's ring into thief's (which is empty), and
  * returns one of them to run; NULL when there was nothing. */
 #define STEAL_AGE_NS 20000 /* see the patient thief, above */
-#ifndef POLL_PAUSES
-#define POLL_PAUSES 32
-#endif
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -245,8 +242,7 @@ static isle__actor_t *ring_steal(isle__worker_t *thief, isle__worker_t *v) {
     if (n == 0)
       return NULL;
     if (steal_wait(thief, v, h, t)) {
-      for (unsigned i = 0; i < POLL_PAUSES; i++)
-        isle__cpu_relax();
+      isle__cpu_relax();
       return NULL;
     }
     n -= n / 2;
