@@ -141,6 +141,8 @@ int isle__send(isle_runtime_t *rt, isle__worker_t *w, isle_ref_t from,
       counter_inc(&rt->xdead_letters, 1);
     return rc;
   }
+  if (from == to && w)
+    w->ctx.self_sent = true;
   if (was_idle) {
     /* Relaxed: the occupant was stored before the mailbox was reopened
      * (release), and our push's acquire read that. It is alive: an idle
@@ -278,6 +280,7 @@ void isle__actor_turn(isle__worker_t *w, isle__actor_t *a) {
   ctx->actor = a;
   ctx->stop = false;
   ctx->stop_reason = 0;
+  ctx->self_sent = false;
   isle__owner_add(&w->xturn_seq, 1);
   /* Relaxed: the stall monitor only wants a recent value. */
   atomic_store_explicit(&w->xturn_type, a->type->name ? a->type->name : "?",
@@ -304,6 +307,11 @@ void isle__actor_turn(isle__worker_t *w, isle__actor_t *a) {
     if (!ctx->consumed)
       isle_free(m);
     if (reason != ISLE_CONTINUE || ctx->stop)
+      break;
+    /* An actor that works in chunks, a CONTINUE to itself between them,
+     * gives way after each chunk when others wait (docs/runtime.md,
+     * Turns): otherwise `batch` chunks run per turn. */
+    if (ctx->self_sent && isle__sched_waiting(w))
       break;
   }
   ctx->current = NULL;

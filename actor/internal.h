@@ -75,6 +75,7 @@ struct isle_ctx_s {
   isle_msg_t *current; /* the message being received, or NULL */
   bool consumed;       /* current was sent on or kept */
   bool stop;           /* the actor ends after this callback */
+  bool self_sent;      /* the actor sent itself a message this turn */
   int stop_reason;     /* with this reason (0: normal) */
 };
 
@@ -191,6 +192,9 @@ void isle__sched_global(isle_runtime_t *rt, isle__actor_t *a);
 /* The next actor for `w` to run, or NULL. Owner. */
 isle__actor_t *isle__sched_next(isle__worker_t *w);
 /* Whether any queue holds an actor (for parking decisions). */
+/* True when other actors wait to run on w (owner), or in the global
+ * queue. */
+bool isle__sched_waiting(const isle__worker_t *w);
 bool isle__sched_any_work(isle_runtime_t *rt);
 /* Wakes one sleeping worker if there is one. Any thread. */
 void isle__wake_one(isle_runtime_t *rt);

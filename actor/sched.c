@@ -21,7 +21,9 @@
  * 17.7 to 6.1 M round trips/s, counting from 34 to 10 M msgs/s, fjthrput
  * unchanged); and ending a turn when an actor sends itself a message while
  * others wait (counting fell from 34 to 27 M msgs/s; fjthrput unchanged on
- * 2 workers, though on 1 worker it rose from 14 to 44 M). A third, waking
+ * 2 workers, though on 1 worker it rose from 14 to 44 M). That second one
+ * is in (actor.c) since the patient thief below: with it, counting no
+ * longer loses (37 -> 39 M). A third, waking
  * an actor into an inbox of the worker that last ran it instead of the
  * sender's runnext, lost too: counting 11 M, big 8 M, ring 22 M msgs/s,
  * fjthrput 9-10 M. A fourth, keeping an actor whose mailbox ran empty
@@ -308,6 +310,14 @@ isle__actor_t *isle__sched_next(isle__worker_t *w) {
     }
   }
   return NULL;
+}
+
+bool isle__sched_waiting(const isle__worker_t *w) {
+  /* Relaxed: a hint; a stale answer costs one turn more or less. */
+  return w->runnext ||
+         atomic_load_explicit(&w->xtail, memory_order_relaxed) !=
+             atomic_load_explicit(&w->xhead, memory_order_relaxed) ||
+         atomic_load_explicit(&w->rt->xglobal_len, memory_order_relaxed);
 }
 
 bool isle__sched_any_work(isle_runtime_t *rt) {

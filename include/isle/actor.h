@@ -5,7 +5,8 @@
  * An actor is state plus a receive function, behind a handle (isle_ref_t).
  * The runtime runs actors on worker threads (one per CPU by default), each
  * with its own heap and run queue; an actor runs on one worker at a time
- * and handles up to `batch` messages per turn.
+ * and handles up to `batch` messages per turn (fewer after a receive
+ * that sent the actor itself a message while others wait).
  *
  * Ownership, everywhere: a successful send hands the message to the
  * runtime; a failed send (ISLE_EDEAD, ISLE_EFULL, ...) leaves it with the

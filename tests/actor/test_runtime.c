@@ -360,6 +360,161 @@ static void test_runtime_batch_bounds_the_messages_of_a_turn(void **state) {
   support_assert_heap_quiet();
 }
 
+/* An actor that sends itself a message gives way when another actor waits
+ * on its worker: a chunked loop (a CONTINUE to itself per chunk) does not
+ * run `batch` chunks before the others get a turn. The chunker's first
+ * receive wakes the watcher (into the slot that runs next) and sends itself
+ * a CONTINUE; the watcher must run right after that one receive. */
+enum { MSG_CONT = 1, MSG_LOOK };
+
+typedef struct chunks_s {
+  isle_ref_t watcher;
+  _Atomic uint64_t done; /* CONTINUEs received by the chunker */
+  _Atomic uint64_t seen; /* `done` when the watcher ran, + 1 */
+} chunks_t;
+
+static int chunker_init(isle_ctx_t *ctx, void *state, const void *arg) {
+  (void)ctx;
+  *(chunks_t **)state = (chunks_t *)arg;
+  return 0;
+}
+
+static int chunker_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
+  chunks_t *c = *(chunks_t **)state;
+  WORKER_CHECK(isle_msg_type(msg) == MSG_CONT);
+  uint64_t n = atomic_fetch_add(&c->done, 1) + 1;
+  if (n == 1) {
+    isle_msg_t *look = support_msg(MSG_LOOK, 0, 0);
+    if (WORKER_CHECK(look != NULL) &&
+        !WORKER_CHECK(isle_ctx_send(ctx, c->watcher, look) == 0))
+      isle_msg_free(look);
+  }
+  if (n < 100) {
+    isle_msg_t *next = support_msg(MSG_CONT, 0, 0);
+    if (WORKER_CHECK(next != NULL) &&
+        !WORKER_CHECK(isle_ctx_send(ctx, isle_ctx_self(ctx), next) == 0))
+      isle_msg_free(next);
+  }
+  return ISLE_CONTINUE;
+}
+
+static int watcher_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
+  (void)ctx;
+  chunks_t *c = *(chunks_t **)state;
+  WORKER_CHECK(isle_msg_type(msg) == MSG_LOOK);
+  atomic_store(&c->seen, atomic_load(&c->done) + 1);
+  return ISLE_CONTINUE;
+}
+
+static const isle_actor_type_t chunker_type = {
+    .name = "chunker",
+    .state_size = sizeof(chunks_t *),
+    .init = chunker_init,
+    .receive = chunker_receive,
+};
+
+static const isle_actor_type_t watcher_type = {
+    .name = "watcher",
+    .state_size = sizeof(chunks_t *),
+    .init = chunker_init,
+    .receive = watcher_receive,
+};
+
+static void test_runtime_self_send_gives_way_to_waiting_actors(void **state) {
+  isle_runtime_t *rt = support_runtime(1, 0);
+  chunks_t c;
+  memset(&c, 0, sizeof c);
+  assert_int_equal(isle_runtime_spawn(rt, &watcher_type, &c, &c.watcher), 0);
+  isle_ref_t chunker = ISLE_REF_NONE;
+  assert_int_equal(isle_runtime_spawn(rt, &chunker_type, &c, &chunker), 0);
+  support_send(rt, chunker, MSG_CONT, 0, 0);
+  run_ok(rt);
+  support_assert_workers_ok();
+  assert_int_equal(atomic_load(&c.done), 100);
+  assert_int_equal(atomic_load(&c.seen), 1 + 1); /* after one receive */
+  isle_runtime_free(rt);
+  support_assert_heap_quiet();
+}
+
+/* An actor queued behind a long turn is stolen: the busy actor sends to
+ * `queued`, then to `other` (which takes the slot that runs next, so
+ * `queued` moves to the run queue), then spins until `queued` has run or
+ * 5 s have passed. The idle worker waits until `queued` has been queued
+ * for a moment (the patient thief, sched.c) and takes it. */
+typedef struct long_turn_s {
+  isle_ref_t queued, other;
+  _Atomic uint32_t queued_ran;
+  _Atomic uint32_t ran_during_turn;
+} long_turn_t;
+
+static int busy_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
+  (void)msg;
+  long_turn_t *t = *(long_turn_t **)state;
+  isle_ref_t to[2] = {t->queued, t->other};
+  for (int i = 0; i < 2; i++) {
+    isle_msg_t *m = support_msg(MSG_LOOK, 0, 0);
+    if (WORKER_CHECK(m != NULL) &&
+        !WORKER_CHECK(isle_ctx_send(ctx, to[i], m) == 0))
+      isle_msg_free(m);
+  }
+  uint64_t deadline = support_now_ns() + 5000000000u;
+  while (!atomic_load(&t->queued_ran) && support_now_ns() < deadline)
+    support_busy_us(10);
+  atomic_store(&t->ran_during_turn, atomic_load(&t->queued_ran));
+  return ISLE_CONTINUE;
+}
+
+static int mark_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
+  (void)ctx;
+  (void)msg;
+  long_turn_t *t = *(long_turn_t **)state;
+  atomic_store(&t->queued_ran, 1);
+  return ISLE_CONTINUE;
+}
+
+static int nothing_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
+  (void)ctx;
+  (void)state;
+  (void)msg;
+  return ISLE_CONTINUE;
+}
+
+static const isle_actor_type_t busy_type = {
+    .name = "busy",
+    .state_size = sizeof(long_turn_t *),
+    .init = chunker_init,
+    .receive = busy_receive,
+};
+
+static const isle_actor_type_t mark_type = {
+    .name = "mark",
+    .state_size = sizeof(long_turn_t *),
+    .init = chunker_init,
+    .receive = mark_receive,
+};
+
+static const isle_actor_type_t nothing_type = {
+    .name = "nothing",
+    .receive = nothing_receive,
+};
+
+static void test_runtime_actor_behind_a_long_turn_is_stolen(void **state) {
+  isle_runtime_t *rt = support_runtime(2, 0);
+  long_turn_t t;
+  memset(&t, 0, sizeof t);
+  assert_int_equal(isle_runtime_spawn(rt, &mark_type, &t, &t.queued), 0);
+  assert_int_equal(isle_runtime_spawn(rt, &nothing_type, NULL, &t.other), 0);
+  isle_ref_t busy = ISLE_REF_NONE;
+  assert_int_equal(isle_runtime_spawn(rt, &busy_type, &t, &busy), 0);
+  support_send(rt, busy, MSG_CONT, 0, 0);
+  run_ok(rt);
+  support_assert_workers_ok();
+  assert_int_equal(atomic_load(&t.ran_during_turn), 1);
+  assert_true(support_stats(rt).steals >= 1);
+  isle_runtime_free(rt);
+  support_assert_heap_quiet();
+}
+
 /* ===== Hold and release ================================================= */
 
 static void
@@ -1190,6 +1345,8 @@ int main(void) {
       T(test_runtime_run_without_work_returns_and_runs_again),
       T(test_runtime_run_while_running_fails_with_estate),
       T(test_runtime_batch_bounds_the_messages_of_a_turn),
+      T(test_runtime_self_send_gives_way_to_waiting_actors),
+      T(test_runtime_actor_behind_a_long_turn_is_stolen),
       T(test_runtime_hold_keeps_run_from_returning_until_released),
       T(test_runtime_idle_with_a_hold_burns_no_cpu),
       T(test_runtime_stop_before_run_makes_the_next_run_return),
