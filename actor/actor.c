@@ -141,8 +141,12 @@ int isle__send(isle_runtime_t *rt, isle__worker_t *w, isle_ref_t from,
       counter_inc(&rt->xdead_letters, 1);
     return rc;
   }
-  if (from == to && w)
-    w->ctx.self_sent = true;
+  if (w && from != ISLE_REF_NONE) {
+    if (from == to)
+      w->ctx.self_sent = true;
+    else if (!was_idle)
+      isle__mute_note(w, to, &s->mbox);
+  }
   if (was_idle) {
     /* Relaxed: the occupant was stored before the mailbox was reopened
      * (release), and our push's acquire read that. It is alive: an idle
@@ -281,6 +285,7 @@ void isle__actor_turn(isle__worker_t *w, isle__actor_t *a) {
   ctx->stop = false;
   ctx->stop_reason = 0;
   ctx->self_sent = false;
+  ctx->overloaded = ISLE_REF_NONE;
   isle__owner_add(&w->xturn_seq, 1);
   /* Relaxed: the stall monitor only wants a recent value. */
   atomic_store_explicit(&w->xturn_type, a->type->name ? a->type->name : "?",
@@ -325,7 +330,8 @@ void isle__actor_turn(isle__worker_t *w, isle__actor_t *a) {
     actor_end(rt, w, a, ctx->stop_reason, true, true);
   else if (reason != ISLE_CONTINUE)
     actor_end(rt, w, a, ISLE_EXIT_NORMAL, true, true);
-  else if (!isle__mbox_try_idle(mb))
+  else if (!isle__mbox_try_idle(mb) &&
+           !(ctx->overloaded && isle__mute(w, a, mb)))
     isle__sched_requeue(w, a); /* more messages, or one being linked */
   ctx->actor = NULL;
 }

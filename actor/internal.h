@@ -72,12 +72,22 @@ struct isle_ctx_s {
   isle_runtime_t *rt;
   isle__worker_t *worker; /* NULL outside the workers */
   isle__actor_t *actor;
-  isle_msg_t *current; /* the message being received, or NULL */
-  bool consumed;       /* current was sent on or kept */
-  bool stop;           /* the actor ends after this callback */
-  bool self_sent;      /* the actor sent itself a message this turn */
-  int stop_reason;     /* with this reason (0: normal) */
+  isle_msg_t *current;   /* the message being received, or NULL */
+  bool consumed;         /* current was sent on or kept */
+  bool stop;             /* the actor ends after this callback */
+  bool self_sent;        /* the actor sent itself a message this turn */
+  isle_ref_t overloaded; /* a backlogged actor it sent to (mute.c) */
+  int stop_reason;       /* with this reason (0: normal) */
 };
+
+/* Flow control (mute.c): an actor that sent to one whose backlog reached
+ * ISLE__MUTE_HIGH turns is held back until the backlog falls to
+ * ISLE__MUTE_LOW turns, the receiver is gone or ISLE__MUTE_MAX_NS passed;
+ * at most ISLE__MUTED_MAX per worker. */
+#define ISLE__MUTE_HIGH 16u /* x batch messages */
+#define ISLE__MUTE_LOW 4u   /* x batch messages */
+#define ISLE__MUTE_MAX_NS 1000000u
+#define ISLE__MUTED_MAX 16u
 
 /* A thief's view of one victim's ring (sched.c): its tail when the thief
  * began watching, and since when (ns). */
@@ -114,7 +124,14 @@ struct isle__worker_s {
   unsigned io_tick;
   uint64_t rng;
   isle__watch_t *watch; /* as a thief, one per victim (sched.c) */
-  isle__loop_t *loop;   /* ISLE_IO_WORKERS: its own libuv loop */
+  /* Actors muted for sending to a backlogged actor (mute.c). */
+  unsigned nmuted;
+  struct isle__muted_s {
+    isle__actor_t *actor;
+    isle_ref_t on;
+    uint64_t since; /* ns */
+  } muted[ISLE__MUTED_MAX];
+  isle__loop_t *loop; /* ISLE_IO_WORKERS: its own libuv loop */
 };
 
 struct isle_runtime_s {
@@ -192,6 +209,15 @@ void isle__sched_global(isle_runtime_t *rt, isle__actor_t *a);
 /* The next actor for `w` to run, or NULL. Owner. */
 isle__actor_t *isle__sched_next(isle__worker_t *w);
 /* Whether any queue holds an actor (for parking decisions). */
+/* Flow control (mute.c). isle__mute_note: a send by the actor running on
+ * w queued a message at `to`, whose mailbox is `mb`. isle__mute: at the
+ * end of a's turn, holds a back instead of requeuing it when it sent to a
+ * backlogged actor; false when it should be requeued. isle__mute_release:
+ * requeues the muted actors whose reason is over; `all`: every one. */
+void isle__mute_note(isle__worker_t *w, isle_ref_t to, isle__mbox_t *mb);
+bool isle__mute(isle__worker_t *w, isle__actor_t *a, isle__mbox_t *own);
+void isle__mute_release(isle__worker_t *w, bool all);
+
 /* True when other actors wait to run on w (owner), or in the global
  * queue. */
 bool isle__sched_waiting(const isle__worker_t *w);

@@ -123,6 +123,11 @@ static void *worker_main(void *arg) {
       poll_io(w);
       if (w->runnext || isle__sched_any_work(rt))
         continue;
+      if (w->nmuted) {
+        /* Muted actors wait for receivers elsewhere: no sleeping. */
+        isle__cpu_relax();
+        continue;
+      }
       if (!worker_park(w))
         break;
     }
@@ -133,6 +138,7 @@ static void *worker_main(void *arg) {
     isle__sched_global(rt, w->runnext);
     w->runnext = NULL;
   }
+  isle__mute_release(w, true); /* muted ones too */
   isle__tls_worker = NULL;
   isle_heap_collect();
   return NULL;

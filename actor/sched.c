@@ -37,7 +37,7 @@
  * lost: fjthrput 2.5-3 M.
  *
  * The patient thief: a thief leaves a victim's queued actors to their
- * owner until one of them has waited STEAL_AGE_NS (20 µs). It marks the
+ * owner until one of them has waited STEAL_AGE_NS (100 µs). It marks the
  * victim's tail and the time when it starts watching; once the head has
  * passed the mark, the owner took everything queued before it and the
  * watch starts again. Why: a steal costs several cache-line transfers
@@ -45,11 +45,15 @@
  * actor with many messages but not for one. Eager, a spinning thief took
  * each actor the moment a send queued it, with its one message: fjthrput
  * (one driver, 64 receivers) ran 6.07 M turns and 6.07 M steals for its
- * 6.4 M messages, 9.9-13 M msgs/s. Waiting 20 µs lets a receiver gather
- * messages first: 0.13 M turns, 30-34 M msgs/s; 5 µs gave 24 M, 50 µs
- * 32 M. counting, big, ring, pingpong and spawn did not move beyond the
- * noise (one run each, bench/run for the medians). The cost: an actor
- * queued behind a long turn starts up to 20 µs later than it could.
+ * 6.4 M messages, 9.9-13 M msgs/s. Waiting 20 µs let a receiver gather
+ * messages first: 0.13 M turns, 30-34 M msgs/s (5 µs gave 24 M). Then the
+ * two vCPUs' placement turned out to change (bench/core_probe: a line's
+ * round trip 66-82 ns, or 390-426 ns), and with the slow placement 20 µs
+ * gave fjthrput 6.4-7.4 M, 100 µs 16.5-18.2 M; fast, 28-31 M and 33-34 M;
+ * counting rose too (slow 27-33 -> 35-39 M, fast 36-42 -> 42-44 M), big
+ * stayed (6.2-6.7 / 17-19 M either way) and 300 µs was no better (four
+ * to six runs each, flow control in). The cost: an actor queued behind a
+ * long turn starts up to 100 µs later than it could.
  *
  * The global queue (a mutex and an intrusive list) takes actors woken from
  * outside threads and ring overflow; workers look at it when their own
@@ -207,7 +211,7 @@ static isle__actor_t *ring_get(isle__worker_t *w) {
 
 /* Takes up to half of victim's ring into thief's (which is empty), and
  * returns one of them to run; NULL when there was nothing. */
-#define STEAL_AGE_NS 20000 /* see the patient thief, above */
+#define STEAL_AGE_NS 100000 /* see the patient thief, above */
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -283,6 +287,8 @@ void isle__sched_requeue(isle__worker_t *w, isle__actor_t *a) {
 
 isle__actor_t *isle__sched_next(isle__worker_t *w) {
   isle_runtime_t *rt = w->rt;
+  if (w->nmuted)
+    isle__mute_release(w, false);
   /* Every 61st turn, the global queue first: it is never starved. */
   if (++w->tick % 61 == 0) {
     isle__actor_t *a = global_pop(rt);

@@ -106,6 +106,21 @@ void isle__mbox_init(isle__mbox_t *mb, uint64_t capacity);
 int isle__mbox_push(isle__mbox_t *mb, isle_msg_t *msg, uint64_t epoch,
                     bool *was_idle);
 
+/* About how many messages wait in `mb` if it is open at `epoch`, else
+ * UINT64_MAX (closed or reused). A hint for flow control: relaxed loads,
+ * the consumer's deferred count may lag by a turn. Any thread. */
+static inline uint64_t isle__mbox_backlog(const isle__mbox_t *mb,
+                                          uint64_t epoch) {
+  uint64_t c = atomic_load_explicit(&mb->xcount, memory_order_relaxed);
+  if ((c & ISLE__MB_CLOSED) ||
+      (c >> ISLE__MB_EPOCH_SHIFT & ISLE__MB_EPOCH_MASK) !=
+          (epoch & ISLE__MB_EPOCH_MASK))
+    return UINT64_MAX;
+  uint64_t n = c & ISLE__MB_COUNT_MASK;
+  uint32_t u = atomic_load_explicit(&mb->xuntaken, memory_order_relaxed);
+  return n > u ? n - u : 0;
+}
+
 /* The oldest linked message, detached, or NULL (empty, or a producer is
  * between its exchange and its link). Does not touch the count: call
  * isle__mbox_taken after a batch. Consumer. */
