@@ -43,7 +43,79 @@ static void counter_inc(_Atomic uint64_t *c, uint64_t n) {
 
 /* ----- Slots ----------------------------------------------------------- */
 
-static isle__slot_t *slot_alloc(isle_runtime_t *rt, uint32_t *index) {
+/* Claims up to `want` never-used slots from the bump index: returns the
+ * first and sets *got (0 when every slot has been handed out). */
+static uint32_t fresh_claim(isle_runtime_t *rt, uint32_t want, uint32_t *got) {
+  uint32_t used = atomic_load_explicit(&rt->xslots_used, memory_order_relaxed);
+  for (;;) {
+    if (used >= rt->cfg.max_actors) {
+      *got = 0;
+      return 0;
+    }
+    uint32_t n =
+        rt->cfg.max_actors - used < want ? rt->cfg.max_actors - used : want;
+    /* Relaxed: the slots are zeroed memory until the spawn that takes one
+     * sets it up and publishes it with the release store of xgen. */
+    if (atomic_compare_exchange_weak_explicit(&rt->xslots_used, &used, used + n,
+                                              memory_order_relaxed,
+                                              memory_order_relaxed)) {
+      *got = n;
+      return used;
+    }
+  }
+}
+
+/* Takes one slot from a reserve (next << 32 | end); false when empty. Its
+ * owner and, once the bump index is used up, any spawning thread. */
+static bool fresh_take(_Atomic uint64_t *reserve, uint32_t *index) {
+  uint64_t v = atomic_load_explicit(reserve, memory_order_relaxed);
+  while ((uint32_t)(v >> 32) < (uint32_t)v) {
+    if (atomic_compare_exchange_weak_explicit(
+            reserve, &v, v + (UINT64_C(1) << 32), memory_order_relaxed,
+            memory_order_relaxed)) {
+      *index = (uint32_t)(v >> 32);
+      return true;
+    }
+  }
+  return false;
+}
+
+/* A never-used slot for a spawn on worker w (NULL: not a worker). Workers
+ * take them from reserves of FRESH_CHUNK claimed at once, so that spawns
+ * on different workers do not all hit the bump index's line; when it is
+ * used up, what is left in any worker's reserve is still handed out, so
+ * max_actors is exact. */
+#define FRESH_CHUNK 64u
+static bool fresh_slot(isle_runtime_t *rt, isle__worker_t *w, uint32_t *index) {
+  if (w) {
+    if (fresh_take(&w->xfresh, index))
+      return true;
+    uint32_t got;
+    uint32_t first = fresh_claim(rt, FRESH_CHUNK, &got);
+    if (got) {
+      /* The reserve is empty and only its owner refills it. */
+      atomic_store_explicit(&w->xfresh,
+                            (uint64_t)(first + 1) << 32 | (first + got),
+                            memory_order_relaxed);
+      *index = first;
+      return true;
+    }
+  } else {
+    uint32_t got;
+    uint32_t first = fresh_claim(rt, 1, &got);
+    if (got) {
+      *index = first;
+      return true;
+    }
+  }
+  for (unsigned i = 0; i < rt->nworkers; i++)
+    if (fresh_take(&rt->workers[i].xfresh, index))
+      return true;
+  return false;
+}
+
+static isle__slot_t *slot_alloc(isle_runtime_t *rt, isle__worker_t *w,
+                                uint32_t *index) {
   uint64_t top = atomic_load_explicit(&rt->xfree_top, memory_order_acquire);
   while ((uint32_t)top != 0) {
     uint32_t i = (uint32_t)top - 1;
@@ -59,14 +131,11 @@ static isle__slot_t *slot_alloc(isle_runtime_t *rt, uint32_t *index) {
       return &rt->slots[i];
     }
   }
-  uint32_t i =
-      atomic_fetch_add_explicit(&rt->xslots_used, 1, memory_order_relaxed);
-  if (i >= rt->cfg.max_actors) {
-    atomic_fetch_sub_explicit(&rt->xslots_used, 1, memory_order_relaxed);
+  uint32_t i;
+  if (!fresh_slot(rt, w, &i))
     return NULL;
-  }
   /* A never-used slot: its mailbox starts closed, so sends with a made-up
-   * handle that lands here are refused until the first occupant. */
+     handle that lands here are refused until the first occupant. */
   isle__slot_t *s = &rt->slots[i];
   isle__mbox_init(&s->mbox, 0);
   /* A plain store, not a read-modify-write: the line is new to this core
@@ -215,7 +284,7 @@ int isle__spawn(isle_runtime_t *rt, isle_ctx_t *parent,
     return ISLE_EINVAL;
   isle__worker_t *w = parent ? parent->worker : NULL;
   uint32_t index;
-  isle__slot_t *s = slot_alloc(rt, &index);
+  isle__slot_t *s = slot_alloc(rt, w, &index);
   if (!s)
     return ISLE_ENOMEM;
   isle__actor_t *a = isle_malloc(sizeof *a + type->state_size);

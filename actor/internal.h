@@ -111,9 +111,12 @@ struct isle__worker_s {
   _Atomic uint64_t xmessages;
   _Atomic uint64_t xsteals;
   _Atomic uint64_t xparks;
-  _Atomic uint64_t xspawned;        /* actors this worker spawned, stopped, */
-  _Atomic uint64_t xstopped;        /* and failed (the runtime's counters of */
-  _Atomic uint64_t xfailed;         /* the same names take other threads') */
+  _Atomic uint64_t xspawned; /* actors this worker spawned, stopped, */
+  _Atomic uint64_t xstopped; /* and failed (the runtime's counters of */
+  _Atomic uint64_t xfailed;  /* the same names take other threads') */
+  /* Never-used slots claimed for this worker's spawns: next << 32 | end
+   * (actor.c). The owner takes from it; others only once all are out. */
+  _Atomic uint64_t xfresh;
   _Atomic uint64_t xturn_seq;       /* +1 at each turn start */
   _Atomic(const char *) xturn_type; /* type name during a turn, else NULL */
   isle_ctx_t ctx;

@@ -254,6 +254,62 @@ static int send_never_given_out(isle_runtime_t *rt, isle_ref_t ref,
 }
 
 /* Slot indices beyond every used one: ISLE_EINVAL, not dead letters. */
+/* Workers take never-used slots in reserves of 64 (actor.c); the limit
+ * still counts every slot: a spawner spawns 5 probes from inside a worker
+ * (its worker reserves 64 and uses 5), and then the test's thread can
+ * spawn exactly up to max_actors, the last 59 from that reserve. */
+typedef struct spawner_s {
+  probe_t *probe;
+  _Atomic uint64_t spawned;
+} spawner_t;
+
+static int spawner_init(isle_ctx_t *ctx, void *state, const void *arg) {
+  (void)ctx;
+  *(spawner_t **)state = (spawner_t *)arg;
+  return 0;
+}
+
+static int spawner_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
+  (void)msg;
+  spawner_t *sp = *(spawner_t **)state;
+  for (int i = 0; i < 5; i++)
+    if (WORKER_CHECK(isle_ctx_spawn(ctx, &probe_type, sp->probe, NULL) == 0))
+      atomic_fetch_add(&sp->spawned, 1);
+  return ISLE_CONTINUE;
+}
+
+static const isle_actor_type_t spawner_type = {
+    .name = "spawner",
+    .state_size = sizeof(spawner_t *),
+    .init = spawner_init,
+    .receive = spawner_receive,
+};
+
+static void
+test_actor_max_actors_counts_slots_reserved_by_workers(void **state) {
+  const uint32_t max = 200;
+  isle_runtime_t *rt = support_runtime(2, max);
+  probe_t p;
+  memset(&p, 0, sizeof p);
+  p.rt = rt;
+  spawner_t sp = {.probe = &p};
+  isle_ref_t spawner = ISLE_REF_NONE;
+  assert_int_equal(isle_runtime_spawn(rt, &spawner_type, &sp, &spawner), 0);
+  support_send(rt, spawner, 1, 0, 0);
+  run_ok(rt);
+  assert_int_equal(atomic_load(&sp.spawned), 5);
+  uint32_t more = 0;
+  int rc;
+  while ((rc = isle_runtime_spawn(rt, &probe_type, &p, NULL)) == 0)
+    more++;
+  assert_int_equal(rc, ISLE_ENOMEM);
+  assert_int_equal(more, max - 6);
+  assert_int_equal(support_stats(rt).actors_live, max);
+  isle_runtime_free(rt);
+  assert_int_equal(atomic_load(&p.finalized), max - 1);
+  support_assert_heap_quiet();
+}
+
 static void test_actor_send_rejects_handles_beyond_used_slots(void **state) {
   isle_runtime_t *rt = support_runtime(2, 0);
   probe_t p;
@@ -1020,6 +1076,7 @@ int main(void) {
       T(test_actor_spawn_rejects_null_type_and_missing_receive),
       T(test_actor_spawn_returns_what_init_returned_and_frees_the_slot),
       T(test_actor_spawn_fails_with_enomem_at_max_actors),
+      T(test_actor_max_actors_counts_slots_reserved_by_workers),
       T(test_actor_send_rejects_null_arguments_and_handle_zero),
       T(test_actor_send_rejects_handles_beyond_used_slots),
       T(test_actor_send_rejects_generations_never_given_out),
