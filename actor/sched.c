@@ -57,7 +57,10 @@
  * looks every WATCH_PAUSES pauses (~3 µs), not after each: its looks read
  * the ring lines the owner writes. counting 44-45 -> 48 M, fjthrput 34-36
  * -> 45 M msgs/s (fast placement, three interleaved runs; 32 pauses gave
- * 46-47 and 44 M; big and spawn unchanged).
+ * 46-47 and 44 M; big and spawn unchanged). Tried and dropped: a watcher
+ * that naps 1 ms after ~50 µs of watching (so that a co-located client,
+ * the kv benchmark's, gets the CPU): kv's p99 did not move beyond the
+ * noise, and big fell to 14 M round trips/s in two runs of four.
  *
  * The global queue (a mutex and an intrusive list) takes actors woken from
  * outside threads and ring overflow; workers look at it when their own
