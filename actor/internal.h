@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h> /* isle__now_ns */
 
 #include <uv.h>
 
@@ -188,6 +189,13 @@ struct isle_runtime_s {
 
 static inline isle__slot_t *isle__slot_of(isle_runtime_t *rt, isle_ref_t r) {
   return &rt->slots[(uint32_t)r - 1];
+}
+
+/* The monotonic clock in nanoseconds (vDSO: no system call). */
+static inline uint64_t isle__now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Owner-written counter: a relaxed load and store, no RMW; readers only

@@ -27,16 +27,7 @@
  * a stopping worker hands them to the global queue. Only the actor running
  * on a worker notes and is muted there, so the list needs no lock.
  */
-#define _GNU_SOURCE
-#include <time.h>
-
 #include "internal.h"
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 void isle__mute_note(isle__worker_t *w, isle_ref_t to, isle__mbox_t *mb) {
   uint64_t n = isle__mbox_backlog(mb, to >> 32);
@@ -50,7 +41,7 @@ bool isle__mute(isle__worker_t *w, isle__actor_t *a, isle__mbox_t *own) {
       isle__mbox_backlog(own, a->self >> 32) >= high)
     return false;
   w->muted[w->nmuted++] = (struct isle__muted_s){
-      .actor = a, .on = w->ctx.overloaded, .since = now_ns()};
+      .actor = a, .on = w->ctx.overloaded, .since = isle__now_ns()};
   return true;
 }
 
@@ -69,7 +60,7 @@ void isle__mute_release(isle__worker_t *w, bool all) {
     bool go = all || receiver_caught_up(w, m);
     if (!go) {
       if (!now)
-        now = now_ns();
+        now = isle__now_ns();
       go = now - m->since >= ISLE__MUTE_MAX_NS;
     }
     if (!go) {

@@ -223,19 +223,13 @@ static isle__actor_t *ring_get(isle__worker_t *w) {
  * lines the owner writes, and each read costs the owner a transfer. */
 #define WATCH_PAUSES 128
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* True when thief should leave v's queued actors [h, t) to their owner for
  * now: the thief marks v's tail and the time, and steals only once an
  * actor queued before the mark has waited STEAL_AGE_NS. */
 static bool steal_wait(isle__worker_t *thief, const isle__worker_t *v,
                        uint32_t h, uint32_t t) {
   isle__watch_t *watch = &thief->watch[v->index];
-  uint64_t now = now_ns();
+  uint64_t now = isle__now_ns();
   if (watch->since == 0 || (int32_t)(h - watch->mark) >= 0) {
     /* Not watching yet, or all that was queued before the mark is gone:
      * (re)start with what is queued now. */

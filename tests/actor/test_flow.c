@@ -116,9 +116,9 @@ static void flood_start(isle_runtime_t *rt, flood_t *f) {
 
 /* With one worker the sink only runs when the flooder gives way: without
  * flow control each flooder turn adds CHUNK and each sink turn takes 64,
- * and the backlog grows to nearly `total` (it did: 187,264 of 200,000). With it,
- * the backlog stays near the high mark (16 x 64) plus a chunk. Two
- * workers must keep the same bound. */
+ * and the backlog grows to nearly `total` (it did: 187,264 of 200,000). With
+ * it, the backlog stays near the high mark (16 x 64) plus a chunk. Two workers
+ * must keep the same bound. */
 static void test_flow_flooder_cannot_outrun_its_sink(void **state) {
   for (unsigned workers = 1; workers <= 2; workers++) {
     isle_runtime_t *rt = support_runtime(workers, 0);
