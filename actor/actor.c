@@ -87,26 +87,19 @@ static bool fresh_take(_Atomic uint64_t *reserve, uint32_t *index) {
  * max_actors is exact. */
 #define FRESH_CHUNK 64u
 static bool fresh_slot(isle_runtime_t *rt, isle__worker_t *w, uint32_t *index) {
-  if (w) {
-    if (fresh_take(&w->xfresh, index))
-      return true;
-    uint32_t got;
-    uint32_t first = fresh_claim(rt, FRESH_CHUNK, &got);
-    if (got) {
-      /* The reserve is empty and only its owner refills it. */
+  if (w && fresh_take(&w->xfresh, index))
+    return true;
+  uint32_t got;
+  uint32_t first = fresh_claim(rt, w ? FRESH_CHUNK : 1, &got);
+  if (got) {
+    /* The rest refills w's reserve, which is empty: only its owner fills
+     * it. */
+    if (got > 1)
       atomic_store_explicit(&w->xfresh,
                             (uint64_t)(first + 1) << 32 | (first + got),
                             memory_order_relaxed);
-      *index = first;
-      return true;
-    }
-  } else {
-    uint32_t got;
-    uint32_t first = fresh_claim(rt, 1, &got);
-    if (got) {
-      *index = first;
-      return true;
-    }
+    *index = first;
+    return true;
   }
   for (unsigned i = 0; i < rt->nworkers; i++)
     if (fresh_take(&rt->workers[i].xfresh, index))

@@ -216,8 +216,6 @@ static isle__actor_t *ring_get(isle__worker_t *w) {
   }
 }
 
-/* Takes up to half of victim's ring into thief's (which is empty), and
- * returns one of them to run; NULL when there was nothing. */
 #define STEAL_AGE_NS 100000 /* see the patient thief, above */
 /* Pauses between a watching thief's looks (~3 µs here): every look reads
  * lines the owner writes, and each read costs the owner a transfer. */
@@ -240,6 +238,9 @@ static bool steal_wait(isle__worker_t *thief, const isle__worker_t *v,
   return now - watch->since < STEAL_AGE_NS;
 }
 
+/* Takes up to half of victim's ring into thief's (which is empty), and
+ * returns one of them to run; NULL when there was nothing,
+ * or only work too young to steal (steal_wait). */
 static isle__actor_t *ring_steal(isle__worker_t *thief, isle__worker_t *v) {
   isle__actor_t *batch[ISLE__RUNQ / 2];
   uint32_t n;
