@@ -243,6 +243,7 @@ static uint32_t span_collect(isle__span_t *s) {
     return 0;
   /* Acquire: pairs with the release CAS in batch_flush, making the links
    * the freeing thread wrote visible here. */
+  ISLE__CHAOS("heap.remote_collect");
   isle__block_t *list =
       atomic_exchange_explicit(&s->xfree, NULL, memory_order_acquire);
   /* The walk (to count and find the tail) also pulls the blocks into this
@@ -301,6 +302,7 @@ static void xfree_push(isle__span_t *s, isle__block_t *head,
                        isle__block_t *tail) {
   isle__block_t *old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
   do {
+    ISLE__CHAOS("heap.remote_push");
     isle__link_set(tail, old);
     /* Release: pairs with the acquire exchange in span_collect; the owner
      * must see the links written before. */

@@ -36,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chaos.h"
 #include "isle/error.h"
 #include "isle/heap.h"
 

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "heap/chaos.h"
 #include "isle/error.h"
 #include "isle/mailbox.h"
 

@@ -72,6 +72,8 @@ static uintptr_t link_at_head(isle__mbox_t *mb, isle__mb_node_t *node) {
   uintptr_t prev = atomic_exchange_explicit(&mb->xhead, (uintptr_t)node,
                                             memory_order_acq_rel);
   isle__mb_node_t *p = (isle__mb_node_t *)(prev & ~IDLE);
+  /* The window (see above): the message is the head, not yet linked. */
+  ISLE__CHAOS("mailbox.push_window");
   /* Release: pairs with the consumer's acquire load of p->xnext, which
    * then sees node's header and payload. */
   atomic_store_explicit(&p->xnext, node, memory_order_release);
@@ -113,6 +115,7 @@ int isle__mbox_push(isle__mbox_t *mb, isle_msg_t *msg, uint64_t epoch,
     return ISLE_EDEAD;
   /* Acquire: pairs with the release CAS of isle__mbox_reopen, so an
    * accepted push sees the reopened queue. */
+  ISLE__CHAOS("mailbox.push_count");
   uint64_t before =
       atomic_fetch_add_explicit(&mb->xcount, 1, memory_order_acquire);
   bool dead =

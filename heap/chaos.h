@@ -1,0 +1,35 @@
+/* isle — MIT licensed. */
+/*
+ * Chaos points: named places on concurrent paths where, in the chaos build
+ * (-DISLE_CHAOS=ON, the `chaos` preset), a thread may be made to yield or
+ * sleep for a few microseconds, so that interleavings a normal run almost
+ * never shows come up in every test run. Elsewhere ISLE__CHAOS(name)
+ * compiles to nothing.
+ *
+ * A point goes where another thread acting in between would matter: between
+ * two loads a decision rests on, after a check and before the use, between
+ * the two steps of a publication. Its name says where ("park.after_holds").
+ *
+ * Environment (read once, at the first point a process reaches):
+ *   ISLE_CHAOS_SEED   the seed (default: from the clock); printed to stderr
+ *                     as "isle chaos: seed N" so a failing run replays
+ *   ISLE_CHAOS_RATE   per mille of the points reached that act (default 10)
+ *   ISLE_CHAOS_ONLY   act only at points whose name contains this string
+ * Each thread draws from its own generator, seeded from the seed and the
+ * order in which threads first reach a point; the same seed gives each
+ * thread the same decisions (the OS scheduler still adds its own).
+ *
+ * Threads: any. Points never allocate, lock or touch errno; not for signal
+ * handlers.
+ */
+#ifndef ISLE_HEAP_CHAOS_H
+#define ISLE_HEAP_CHAOS_H
+
+#ifdef ISLE_CHAOS
+void isle__chaos(const char *point);
+#define ISLE__CHAOS(point) isle__chaos(point)
+#else
+#define ISLE__CHAOS(point) ((void)0)
+#endif
+
+#endif /* ISLE_HEAP_CHAOS_H */
