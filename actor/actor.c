@@ -370,10 +370,17 @@ void isle__actor_turn(isle__worker_t *w, isle__actor_t *a) {
     }
     ctx->current = m;
     ctx->consumed = false;
+    isle__msg_borrowed = m;
     reason = a->type->receive(ctx, a->state, m);
-    if (!ctx->consumed)
+    /* Not forwarded, kept or freed by the receive: the runtime frees it. */
+    if (!ctx->consumed && isle__msg_borrowed == m)
       isle_free(m);
+    isle__msg_borrowed = NULL;
     if (reason != ISLE_CONTINUE || ctx->stop)
+      break;
+    /* It sent to a backlogged actor: no more receives this turn, so that
+     * what it adds past the high mark is one receive's sends (mute.c). */
+    if (ctx->overloaded)
       break;
     /* An actor that works in chunks, a CONTINUE to itself between them,
      * gives way after each chunk when others wait (docs/runtime.md,
@@ -392,9 +399,12 @@ void isle__actor_turn(isle__worker_t *w, isle__actor_t *a) {
     actor_end(rt, w, a, ctx->stop_reason, true, true);
   else if (reason != ISLE_CONTINUE)
     actor_end(rt, w, a, ISLE_EXIT_NORMAL, true, true);
-  else if (!isle__mbox_try_idle(mb) &&
-           !(ctx->overloaded && isle__mute(w, a, mb)))
-    isle__sched_requeue(w, a); /* more messages, or one being linked */
+  /* Muted: held back even with nothing queued (a send to it must not
+   * schedule it meanwhile, so it is not marked idle). Else it idles or,
+   * with more messages (or one being linked), goes back to the queue. */
+  else if (!(ctx->overloaded && isle__mute(w, a, mb)) &&
+           !isle__mbox_try_idle(mb))
+    isle__sched_requeue(w, a);
   ctx->actor = NULL;
 }
 

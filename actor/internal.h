@@ -9,7 +9,8 @@
  * - An actor block (type, state) is touched only by the worker running its
  *   turn, or by the spawning thread during init.
  * - A worker's run queue: the owner pushes and pops, thieves steal with a
- *   CAS on its head (sched.c). runnext is the owner's only.
+ *   CAS on its head (sched.c). runnext is written by the owner only and
+ *   read by others only for the quiescence check (runtime.c).
  */
 #ifndef ISLE_ACTOR_INTERNAL_H
 #define ISLE_ACTOR_INTERNAL_H
@@ -50,6 +51,7 @@ typedef struct isle__slot_s {
 
 #define ISLE__SLOT_NAMED 1u /* a name may be registered for the occupant */
 #define ISLE__SLOT_TIMED 2u /* a timer may target the occupant */
+#define ISLE__SLOT_MUTED 4u /* the occupant is muted (mute.c) */
 
 /* Message flags of the actor layer (above the mailbox's bits 0..7):
  * SYSTEM marks the runtime's own messages (life.c), which the turn looks
@@ -82,13 +84,16 @@ struct isle_ctx_s {
 };
 
 /* Flow control (mute.c): an actor that sent to one whose backlog reached
- * ISLE__MUTE_HIGH turns is held back until the backlog falls to
- * ISLE__MUTE_LOW turns, the receiver is gone or ISLE__MUTE_MAX_NS passed;
- * at most ISLE__MUTED_MAX per worker. */
+ * ISLE__MUTE_HIGH turns ends its turn and is held back until the backlog
+ * falls to ISLE__MUTE_LOW turns (or the receiver is gone, or is muted
+ * itself below the high mark, or the sender's own backlog reaches it). */
 #define ISLE__MUTE_HIGH 16u /* x batch messages */
 #define ISLE__MUTE_LOW 4u   /* x batch messages */
-#define ISLE__MUTE_MAX_NS 1000000u
-#define ISLE__MUTED_MAX 16u
+
+typedef struct isle__muted_s {
+  isle__actor_t *actor;
+  isle_ref_t on; /* the backlogged receiver */
+} isle__muted_t;
 
 /* A thief's view of one victim's ring (sched.c): its tail when the thief
  * began watching, and since when (ns). */
@@ -103,7 +108,9 @@ struct isle__worker_s {
   _Alignas(ISLE__CACHE) _Atomic uint32_t xhead;
   _Atomic uint32_t xtail;
   _Atomic(isle__actor_t *) ring[ISLE__RUNQ];
-  isle__actor_t *runnext; /* owner: runs next, never stolen (locality) */
+  /* Runs next, never stolen (locality). The owner's; others load it only
+   * to decide quiescence: see the argument in runtime.c. */
+  _Atomic(isle__actor_t *) xrunnext;
   /* Parking: 1 while the worker sleeps (or is about to). */
   _Alignas(ISLE__CACHE) _Atomic uint32_t xsleep;
   /* Owner-written counters (relaxed stores), read by statistics and the
@@ -128,13 +135,11 @@ struct isle__worker_s {
   unsigned io_tick;
   uint64_t rng;
   isle__watch_t *watch; /* as a thief, one per victim (sched.c) */
-  /* Actors muted for sending to a backlogged actor (mute.c). */
+  /* Actors muted for sending to a backlogged actor (mute.c): an array
+   * grown on the worker's heap, `nmuted` of `muted_cap` in use. */
   unsigned nmuted;
-  struct isle__muted_s {
-    isle__actor_t *actor;
-    isle_ref_t on;
-    uint64_t since; /* ns */
-  } muted[ISLE__MUTED_MAX];
+  unsigned muted_cap;
+  isle__muted_t *muted;
   isle__loop_t *loop; /* ISLE_IO_WORKERS: its own libuv loop */
 };
 
@@ -155,7 +160,10 @@ struct isle_runtime_s {
   _Atomic uint64_t xglobal_len;
   /* Run state. */
   _Alignas(ISLE__CACHE) _Atomic uint32_t xnparked;
-  _Atomic uint32_t xholds;
+  /* Holds: the count (low 32 bits) and, above it, how many were ever
+   * taken, so that a hold taken and released between two loads still
+   * changes the word (runtime.c, quiescence). */
+  _Atomic uint64_t xholds;
   _Atomic uint32_t xdone; /* futex word: 1 when the run is over */
   _Atomic uint32_t xstop;
   _Atomic uint32_t xrunning;
@@ -217,14 +225,17 @@ void isle__sched_local(isle__worker_t *w, isle__actor_t *a);
 void isle__sched_requeue(isle__worker_t *w, isle__actor_t *a);
 /* `a` became runnable from outside the workers: the global queue. */
 void isle__sched_global(isle_runtime_t *rt, isle__actor_t *a);
+/* Takes w's runnext actor (NULL if none); whether it has one. Owner. */
+isle__actor_t *isle__sched_take_runnext(isle__worker_t *w);
+bool isle__sched_has_runnext(const isle__worker_t *w);
 /* The next actor for `w` to run, or NULL. Owner. */
 isle__actor_t *isle__sched_next(isle__worker_t *w);
-/* Whether any queue holds an actor (for parking decisions). */
 /* Flow control (mute.c). isle__mute_note: a send by the actor running on
  * w queued a message at `to`, whose mailbox is `mb`. isle__mute: at the
- * end of a's turn, holds a back instead of requeuing it when it sent to a
- * backlogged actor; false when it should be requeued. isle__mute_release:
- * requeues the muted actors whose reason is over; `all`: every one. */
+ * end of a's turn, holds a back instead of requeuing or idling it when it
+ * sent to a backlogged actor; false when it should go on as usual.
+ * isle__mute_release: requeues the muted actors whose reason is over;
+ * `all`: every one, to the global queue (a stopping worker). */
 void isle__mute_note(isle__worker_t *w, isle_ref_t to, isle__mbox_t *mb);
 bool isle__mute(isle__worker_t *w, isle__actor_t *a, isle__mbox_t *own);
 void isle__mute_release(isle__worker_t *w, bool all);
@@ -232,7 +243,9 @@ void isle__mute_release(isle__worker_t *w, bool all);
 /* True when other actors wait to run on w (owner), or in the global
  * queue. */
 bool isle__sched_waiting(const isle__worker_t *w);
-bool isle__sched_any_work(isle_runtime_t *rt);
+/* Whether any ring or the global queue holds an actor (for parking);
+ * `runnext`: every worker's runnext slot too (for quiescence). */
+bool isle__sched_any_work(isle_runtime_t *rt, bool runnext);
 /* Wakes one sleeping worker if there is one. Any thread. */
 void isle__wake_one(isle_runtime_t *rt);
 void isle__wake_all(isle_runtime_t *rt);

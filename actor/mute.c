@@ -1,6 +1,7 @@
 /* isle — MIT licensed. */
 /*
- * Flow control: a sender that outruns its receiver is held back.
+ * Flow control: a sender that outruns its receiver is held back until the
+ * receiver has caught up. The bound is on the backlog, not on time.
  *
  * Without it, an actor that sends more per turn than its receiver takes
  * per turn (a turn takes at most `batch` messages) grows the receiver's
@@ -8,67 +9,107 @@
  * turn, its counter takes 64, and with one worker the run peaked at
  * 448 MB. Pony mutes such senders; Erlang charges them reductions.
  *
- * The rule, from Pony's: when a send leaves the receiver with a backlog of
- * ISLE__MUTE_HIGH turns (16 x batch messages) or more, the sender is
- * "muted" at the end of its turn: instead of going back to the run queue
- * it waits in its worker's muted list until the receiver's backlog is down
- * to ISLE__MUTE_LOW turns (4 x batch), the receiver has ended, or 1 ms has
- * passed. The worker looks at its list before each turn (one load of each
- * receiver's mailbox count) and requeues those whose reason is over.
+ * The rule, from Pony's. H = ISLE__MUTE_HIGH x batch, L = ISLE__MUTE_LOW x
+ * batch. When a send by a running actor leaves its receiver R with a
+ * backlog of H or more, the sender's turn ends after the current receive,
+ * and instead of going back to the run queue (or idling) the sender waits
+ * in its worker's muted list. The worker looks at the list before each
+ * turn (one load of each receiver's mailbox count) and lets a sender go
+ * when
+ *   (a) R's backlog is down to L, or R has ended;
+ *   (b) R is muted itself and its backlog is below H (R waits on another
+ *       actor; this sender may add to R until the high mark again);
+ *   (c) the sender's own backlog has reached H (others wait on it).
+ * There is no time limit: a sender stays muted for as long as R is slow.
  *
- * Why this cannot deadlock: an actor whose own backlog is at or above the
- * high mark is never muted (others are waiting on it), and every mute ends
- * after 1 ms at the latest, so a cycle of actors flooding each other costs
- * at most that. A receiver always drains: isle has no selective receive.
- * An actor with nothing left to run is never muted (it idles instead).
+ * The bound (docs/runtime.md): a sender whose own backlog is below H adds
+ * to R, past H, at most what one of its receives sends to R, and nothing
+ * while muted; released by (a) or (b) it starts again below H. So R's
+ * backlog stays below H + the sum over its senders of what one receive of
+ * each sends to R, whatever the run length, the worker count or the
+ * machine's speed (R's messages of its current turn still count toward
+ * the mark, which can only make a sender stop sooner). Sends
+ * from outside the workers are not flow-controlled (mailbox capacity
+ * bounds them), nor are a sender's while its own backlog is at H (rule
+ * (c): its own senders are then muted instead).
  *
- * Muted actors are still runnable for the rest of the runtime: their
- * mailboxes are not idle, a worker with muted actors does not park, and
- * a stopping worker hands them to the global queue. Only the actor running
- * on a worker notes and is muted there, so the list needs no lock.
+ * Why this cannot deadlock: a muted sender X waits on R only while R has
+ * messages, so R is scheduled. If R is running or queued, it runs and
+ * drains. If R is muted on S and below H, X goes by (b); if R is muted at
+ * H or more, R goes by (c). So in any cycle of waits someone runs. A
+ * receiver always drains: isle has no selective receive.
+ *
+ * Muted actors are still scheduled as far as their mailboxes know: a
+ * worker with muted actors does not park, and a stopping worker hands
+ * them to the global queue. Only the actor running on a worker notes and
+ * is muted there, so the list needs no lock; the slot's MUTED flag, which
+ * others read for (b), is a hint set and cleared by that worker.
  */
 #include "internal.h"
+#include "isle/heap.h"
+
+static uint64_t high_mark(const isle__worker_t *w) {
+  return (uint64_t)ISLE__MUTE_HIGH * w->rt->cfg.batch;
+}
 
 void isle__mute_note(isle__worker_t *w, isle_ref_t to, isle__mbox_t *mb) {
   uint64_t n = isle__mbox_backlog(mb, to >> 32);
-  if (n != UINT64_MAX && n >= (uint64_t)ISLE__MUTE_HIGH * w->rt->cfg.batch)
+  if (n != UINT64_MAX && n >= high_mark(w))
     w->ctx.overloaded = to;
 }
 
+/* Sets or clears a's MUTED flag. Relaxed: a hint for rule (b), re-read
+ * before every turn of the worker that muted the sender. */
+static void muted_flag(isle__worker_t *w, isle__actor_t *a, bool on) {
+  _Atomic uint32_t *flags = &isle__slot_of(w->rt, a->self)->xflags;
+  if (on)
+    atomic_fetch_or_explicit(flags, ISLE__SLOT_MUTED, memory_order_relaxed);
+  else
+    atomic_fetch_and_explicit(flags, ~ISLE__SLOT_MUTED, memory_order_relaxed);
+}
+
 bool isle__mute(isle__worker_t *w, isle__actor_t *a, isle__mbox_t *own) {
-  uint64_t high = (uint64_t)ISLE__MUTE_HIGH * w->rt->cfg.batch;
-  if (w->nmuted == ISLE__MUTED_MAX ||
-      isle__mbox_backlog(own, a->self >> 32) >= high)
-    return false;
-  w->muted[w->nmuted++] = (struct isle__muted_s){
-      .actor = a, .on = w->ctx.overloaded, .since = isle__now_ns()};
+  if (isle__mbox_backlog(own, a->self >> 32) >= high_mark(w))
+    return false; /* others wait on a: rule (c) */
+  if (w->nmuted == w->muted_cap) {
+    unsigned cap = w->muted_cap ? 2 * w->muted_cap : 16;
+    isle__muted_t *grown = isle_realloc(w->muted, sizeof *grown * cap);
+    if (!grown)
+      return false; /* no memory: the sender goes on unmuted */
+    w->muted = grown;
+    w->muted_cap = cap;
+  }
+  w->muted[w->nmuted++] =
+      (isle__muted_t){.actor = a, .on = w->ctx.overloaded};
+  muted_flag(w, a, true);
   return true;
 }
 
-/* True when the receiver of m has ended or is down to the low mark. */
-static bool receiver_caught_up(isle__worker_t *w,
-                               const struct isle__muted_s *m) {
-  uint64_t n =
-      isle__mbox_backlog(&isle__slot_of(w->rt, m->on)->mbox, m->on >> 32);
-  return n == UINT64_MAX || n <= (uint64_t)ISLE__MUTE_LOW * w->rt->cfg.batch;
+/* Whether the muted sender m may go (rules (a) to (c) above). */
+static bool may_go(isle__worker_t *w, const isle__muted_t *m) {
+  isle__slot_t *r = isle__slot_of(w->rt, m->on);
+  uint64_t n = isle__mbox_backlog(&r->mbox, m->on >> 32);
+  if (n == UINT64_MAX || n <= (uint64_t)ISLE__MUTE_LOW * w->rt->cfg.batch)
+    return true;
+  if (n < high_mark(w) && (atomic_load_explicit(&r->xflags,
+                                                memory_order_relaxed) &
+                           ISLE__SLOT_MUTED))
+    return true;
+  isle__mbox_t *own = &isle__slot_of(w->rt, m->actor->self)->mbox;
+  return isle__mbox_backlog(own, m->actor->self >> 32) >= high_mark(w);
 }
 
 void isle__mute_release(isle__worker_t *w, bool all) {
-  uint64_t now = 0;
   for (unsigned i = 0; i < w->nmuted;) {
-    struct isle__muted_s *m = &w->muted[i];
-    bool go = all || receiver_caught_up(w, m);
-    if (!go) {
-      if (!now)
-        now = isle__now_ns();
-      go = now - m->since >= ISLE__MUTE_MAX_NS;
-    }
-    if (!go) {
+    isle__muted_t *m = &w->muted[i];
+    if (!all && !may_go(w, m)) {
       i++;
       continue;
     }
     isle__actor_t *a = m->actor;
     *m = w->muted[--w->nmuted];
+    muted_flag(w, a, false);
+    ISLE__CHAOS("mute.release");
     if (all)
       isle__sched_global(w->rt, a);
     else

@@ -8,11 +8,23 @@
  * remote frees back (isle_heap_collect), then sleeps on a futex until a
  * thread queues work it could take. An idle runtime therefore burns no CPU.
  *
- * Quiescence: the worker that finds every worker asleep (itself included),
- * no hold taken and every queue empty ends the run. That is enough: an
- * actor with a message is in a queue or running (mailbox.c), a sleeping
- * worker runs nothing and holds nothing in runnext, and new work can only
- * come from a thread that is not a worker, which must hold the runtime.
+ * Quiescence: the worker that parks last ends the run when, in this order,
+ * it reads the holds word H1 with no hold taken, finds every ring, the
+ * global queue and every worker's runnext empty, reads the holds word H2
+ * equal to H1 and finds every worker still parked. Why that is enough: an
+ * actor with a message is in a queue, in a runnext, muted (its worker
+ * does not park) or running (its worker is not parked). Work can appear
+ * while the workers park only from a thread that is not running a turn:
+ * an outside thread, a timer, or an I/O callback that runs inside a
+ * parked worker's uv_run. Each of those sends under a hold and releases
+ * it after the send. If such a hold is taken after H1 is read, H2
+ * differs (the word counts holds ever taken: a hold taken and released in
+ * between still changes it). If its release came before H1 (H1 reads it,
+ * all seq_cst), the send happened before H1, and the scan sees its actor
+ * queued, or taken by a worker that unparked first, which the last look
+ * at the parked count sees (runnext is cleared with a release store, so
+ * a scan that reads the NULL sees that unparking). tests/models/
+ * quiescence.pml checks this protocol with SPIN.
  *
  * Threads: isle_runtime_* from any thread; workers and the monitor are the
  * runtime's own. isle_runtime_stop only stores to atomics and calls futex
@@ -43,8 +55,28 @@ _Thread_local isle__worker_t *isle__tls_worker;
  * scheduled on this worker. Only when connections are open on it: a
  * runtime without I/O never makes the system call. */
 static void poll_io(isle__worker_t *w) {
+  ISLE__CHAOS("park.poll_io");
   if (w->loop && w->loop->conns)
     uv_run(&w->loop->uv, UV_RUN_NOWAIT);
+}
+
+#define HOLD_ONE (UINT64_C(1) | UINT64_C(1) << 32) /* one more, one more ever */
+#define HOLD_COUNT(v) ((uint32_t)(v))
+
+/* Whether the run is over, for the worker that parked last (see
+ * quiescence above; every load seq_cst, as are the holds' RMWs). */
+static bool run_quiescent(isle_runtime_t *rt) {
+  uint64_t h1 = atomic_load_explicit(&rt->xholds, memory_order_seq_cst);
+  if (HOLD_COUNT(h1))
+    return false;
+  ISLE__CHAOS("park.after_holds");
+  if (isle__sched_any_work(rt, true))
+    return false;
+  ISLE__CHAOS("park.after_scan");
+  if (atomic_load_explicit(&rt->xholds, memory_order_seq_cst) != h1)
+    return false;
+  return atomic_load_explicit(&rt->xnparked, memory_order_seq_cst) ==
+         rt->nworkers;
 }
 
 /* Sleeps until woken; returns false when the run is over. */
@@ -54,11 +86,11 @@ static bool worker_park(isle__worker_t *w) {
   for (unsigned i = 0; i < spins; i++) {
     if (atomic_load_explicit(&rt->xdone, memory_order_acquire))
       return false;
-    if (isle__sched_any_work(rt))
+    if (isle__sched_any_work(rt, false))
       return true;
     if (w->loop && i % 64 == 63) {
       poll_io(w);
-      if (w->runnext || isle__sched_any_work(rt))
+      if (isle__sched_has_runnext(w) || isle__sched_any_work(rt, false))
         return true;
     }
     isle__cpu_relax();
@@ -68,10 +100,10 @@ static bool worker_park(isle__worker_t *w) {
   atomic_store_explicit(&w->xsleep, 1, memory_order_seq_cst);
   uint32_t parked =
       atomic_fetch_add_explicit(&rt->xnparked, 1, memory_order_seq_cst) + 1;
+  ISLE__CHAOS("park.announced");
   /* Look once more, after announcing (see the waking argument, sched.c). */
-  bool work = isle__sched_any_work(rt);
-  if (!work && parked == rt->nworkers &&
-      atomic_load_explicit(&rt->xholds, memory_order_seq_cst) == 0) {
+  bool work = isle__sched_any_work(rt, false);
+  if (!work && parked == rt->nworkers && run_quiescent(rt)) {
     /* Quiescent: end the run. */
     atomic_store_explicit(&rt->xdone, 1, memory_order_seq_cst);
     isle__futex_wake(&rt->xdone, INT32_MAX);
@@ -82,7 +114,9 @@ static bool worker_park(isle__worker_t *w) {
       /* Sleep in epoll: I/O on this worker's connections wakes it as well
        * as a waker's uv_async_send (isle__worker_wake). One round: an
        * I/O callback may have made an actor runnable here. */
+      ISLE__CHAOS("park.uv_run");
       uv_run(&w->loop->uv, UV_RUN_ONCE);
+      ISLE__CHAOS("park.uv_run_done");
     } else {
       while (atomic_load_explicit(&w->xsleep, memory_order_seq_cst) &&
              !atomic_load_explicit(&rt->xdone, memory_order_seq_cst))
@@ -121,7 +155,7 @@ static void *worker_main(void *arg) {
         poll_io(w);
     } else {
       poll_io(w);
-      if (w->runnext || isle__sched_any_work(rt))
+      if (isle__sched_has_runnext(w) || isle__sched_any_work(rt, false))
         continue;
       if (w->nmuted) {
         /* Muted actors wait for receivers elsewhere: no sleeping. */
@@ -134,10 +168,9 @@ static void *worker_main(void *arg) {
   }
   /* An actor left in runnext when stopping stays scheduled: hand it to the
    * global queue so a later run finds it. */
-  if (w->runnext) {
-    isle__sched_global(rt, w->runnext);
-    w->runnext = NULL;
-  }
+  isle__actor_t *next = isle__sched_take_runnext(w);
+  if (next)
+    isle__sched_global(rt, next);
   isle__mute_release(w, true); /* muted ones too */
   isle__tls_worker = NULL;
   isle_heap_collect();
@@ -370,11 +403,21 @@ void isle_runtime_stop(isle_runtime_t *rt) {
 }
 
 void isle_runtime_hold(isle_runtime_t *rt) {
-  atomic_fetch_add_explicit(&rt->xholds, 1, memory_order_seq_cst);
+  if (rt)
+    atomic_fetch_add_explicit(&rt->xholds, HOLD_ONE, memory_order_seq_cst);
 }
 
-void isle_runtime_release(isle_runtime_t *rt) {
-  if (atomic_fetch_sub_explicit(&rt->xholds, 1, memory_order_seq_cst) == 1) {
+int isle_runtime_release(isle_runtime_t *rt) {
+  if (!rt)
+    return ISLE_EINVAL;
+  uint64_t v = atomic_load_explicit(&rt->xholds, memory_order_relaxed);
+  do {
+    if (!HOLD_COUNT(v))
+      return ISLE_ESTATE; /* no hold to release: refused, not wrapped */
+    ISLE__CHAOS("release.before");
+  } while (!atomic_compare_exchange_weak_explicit(
+      &rt->xholds, &v, v - 1, memory_order_seq_cst, memory_order_relaxed));
+  if (HOLD_COUNT(v) == 1) {
     /* The last hold: let a sleeping worker look for quiescence again. */
     isle__worker_t *w = NULL;
     for (unsigned i = 0; i < rt->nworkers && !w; i++)
@@ -385,11 +428,14 @@ void isle_runtime_release(isle_runtime_t *rt) {
       isle__worker_wake(w);
     }
   }
+  return 0;
 }
 
-void isle_runtime_free(isle_runtime_t *rt) {
-  if (!rt || atomic_load(&rt->xrunning))
-    return;
+int isle_runtime_free(isle_runtime_t *rt) {
+  if (!rt)
+    return 0;
+  if (atomic_load(&rt->xrunning))
+    return ISLE_EBUSY;
   /* The io thread first: no timer or connection delivers into what ends
    * next. */
   isle__loop_free(rt);
@@ -406,10 +452,13 @@ void isle_runtime_free(isle_runtime_t *rt) {
   pthread_mutex_destroy(&rt->timers_lock);
   pthread_mutex_destroy(&rt->loop_lock);
   bool profiling = rt->profiling;
+  for (unsigned i = 0; i < rt->nworkers; i++)
+    isle_free(rt->workers[i].muted);
   isle_free(rt->workers);
   isle_free(rt);
   if (profiling)
     isle_profile_stop(); /* the final snapshot, with everything freed */
+  return 0;
 }
 
 int isle_runtime_stats(isle_runtime_t *rt, isle_runtime_stats_t *out) {

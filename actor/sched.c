@@ -277,9 +277,31 @@ static isle__actor_t *ring_steal(isle__worker_t *thief, isle__worker_t *v) {
 
 /* ===== Scheduling ====================================================== */
 
+/* runnext's owner-side accessors. Relaxed loads: only the owner stores.
+ * A store of an actor is relaxed: a quiescence check that must see it
+ * reaches it through the release of the hold the storing thread had
+ * (runtime.c); taking it out is a release store, so that a check that
+ * reads the NULL also sees the taker's unparking before it. */
+static inline isle__actor_t *runnext_get(const isle__worker_t *w) {
+  return atomic_load_explicit(&((isle__worker_t *)w)->xrunnext,
+                              memory_order_relaxed);
+}
+
+isle__actor_t *isle__sched_take_runnext(isle__worker_t *w) {
+  isle__actor_t *a = runnext_get(w);
+  if (a)
+    atomic_store_explicit(&w->xrunnext, NULL, memory_order_release);
+  return a;
+}
+
+bool isle__sched_has_runnext(const isle__worker_t *w) {
+  return runnext_get(w) != NULL;
+}
+
 void isle__sched_local(isle__worker_t *w, isle__actor_t *a) {
-  isle__actor_t *old = w->runnext;
-  w->runnext = a;
+  isle__actor_t *old = runnext_get(w);
+  atomic_store_explicit(&w->xrunnext, a, memory_order_relaxed);
+  ISLE__CHAOS("sched.runnext_set");
   if (old) {
     ring_put(w, old);
     isle__wake_one(w->rt);
@@ -301,11 +323,9 @@ isle__actor_t *isle__sched_next(isle__worker_t *w) {
     if (a)
       return a;
   }
-  isle__actor_t *a = w->runnext;
-  if (a) {
-    w->runnext = NULL;
+  isle__actor_t *a = isle__sched_take_runnext(w);
+  if (a)
     return a;
-  }
   if ((a = ring_get(w)) || (a = global_pop(rt)))
     return a;
   /* Steal, starting at a random victim. */
@@ -326,19 +346,22 @@ isle__actor_t *isle__sched_next(isle__worker_t *w) {
 
 bool isle__sched_waiting(const isle__worker_t *w) {
   /* Relaxed: a hint; a stale answer costs one turn more or less. */
-  return w->runnext ||
+  return runnext_get(w) ||
          atomic_load_explicit(&w->xtail, memory_order_relaxed) !=
              atomic_load_explicit(&w->xhead, memory_order_relaxed) ||
          atomic_load_explicit(&w->rt->xglobal_len, memory_order_relaxed);
 }
 
-bool isle__sched_any_work(isle_runtime_t *rt) {
+bool isle__sched_any_work(isle_runtime_t *rt, bool runnext) {
   if (atomic_load_explicit(&rt->xglobal_len, memory_order_seq_cst))
     return true;
   for (unsigned i = 0; i < rt->nworkers; i++) {
     isle__worker_t *v = &rt->workers[i];
     if (atomic_load_explicit(&v->xtail, memory_order_seq_cst) !=
         atomic_load_explicit(&v->xhead, memory_order_seq_cst))
+      return true;
+    ISLE__CHAOS("sched.scan");
+    if (runnext && atomic_load_explicit(&v->xrunnext, memory_order_seq_cst))
       return true;
   }
   return false;

@@ -71,6 +71,12 @@ typedef struct isle__mbox_s {
 
 _Static_assert(sizeof(isle__mbox_t) == 40, "the core is 40 bytes");
 
+/* The message the calling thread's running receive borrows (the actor
+ * layer sets it around each receive), or NULL. isle_msg_free clears it
+ * when it frees that message, so the runtime knows not to free it again:
+ * a receive may free its message itself, e.g. after a failed send of it. */
+extern _Thread_local isle_msg_t *isle__msg_borrowed;
+
 /* A spin-wait hint (pause on x86), for loops that wait on another thread. */
 static inline void isle__cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

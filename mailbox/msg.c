@@ -27,7 +27,12 @@ isle_msg_t *isle_msg_new(uint32_t type, size_t size) {
   return m;
 }
 
+_Thread_local isle_msg_t *isle__msg_borrowed
+    __attribute__((tls_model("initial-exec")));
+
 void isle_msg_free(isle_msg_t *msg) {
+  if (msg && msg == isle__msg_borrowed)
+    isle__msg_borrowed = NULL; /* freed by the borrower: not again */
   isle_free(msg);
 }
 

@@ -12,7 +12,10 @@
  * runtime; a failed send (ISLE_EDEAD, ISLE_EFULL, ...) leaves it with the
  * caller, who may retry, redirect or free it. A receive function borrows
  * its message until it returns; the runtime then frees it, unless the
- * function sent it on (forwarding is zero-copy) or kept it (isle_ctx_keep).
+ * function sent it on (forwarding is zero-copy), kept it (isle_ctx_keep)
+ * or freed it (isle_msg_free). So when a send of the message being
+ * received fails, the receive may retry, redirect, free it or leave it:
+ * each is correct, none frees it twice.
  *
  * Threads: isle_runtime_* functions may be called from any thread, also
  * while the runtime runs (isle_runtime_stop also from a signal handler);
@@ -145,14 +148,20 @@ int isle_runtime_run(isle_runtime_t *rt);
 void isle_runtime_stop(isle_runtime_t *rt);
 
 /* Keeps the runtime from being quiescent while an outside thread may still
- * send (or until some outside event is due); release undoes one hold. */
+ * send (or until some outside event is due): take the hold before the
+ * runtime could end without you (before run, or from a thread the running
+ * runtime already serves), send, then release. A run that is in progress
+ * does not end while a hold is taken, nor end with a message sent under a
+ * hold still queued. Release undoes one hold: 0, ISLE_ESTATE when none is
+ * taken (the count is left alone), ISLE_EINVAL for NULL. Any thread. */
 void isle_runtime_hold(isle_runtime_t *rt);
-void isle_runtime_release(isle_runtime_t *rt);
+int isle_runtime_release(isle_runtime_t *rt);
 
 /* Ends every remaining actor (finalize runs, queued messages are freed and
- * counted as dead letters) and frees the runtime. Not while running.
- * NULL is ignored. */
-void isle_runtime_free(isle_runtime_t *rt);
+ * counted as dead letters) and frees the runtime: 0. ISLE_EBUSY, and
+ * nothing is freed, while isle_runtime_run is running it (stop it and
+ * let run return first). NULL is ignored (0). */
+int isle_runtime_free(isle_runtime_t *rt);
 
 /* Spawns an actor from outside the runtime (before or during run).
  * Returns 0 and its handle in *out (may be NULL), ISLE_EINVAL (NULL rt or
