@@ -958,8 +958,12 @@ static int post_simple(isle__loop_t *l, uint64_t h,
   return 0;
 }
 
-/* The loop of a handle conn_check accepted. Acquire: pairs with the
- * release that published the generation (set after the loop). */
+/* The loop of a handle conn_check accepted, or NULL when the connection
+ * has closed fully since (conn_closed clears it): the handle is then
+ * dead. A loop read here stays valid (loops live as long as the runtime);
+ * if the slot was reused meanwhile it is the new occupant's, whose loop
+ * drops the command (conn_get). Acquire: pairs with the release that
+ * published the generation (set after the loop). */
 static isle__loop_t *conn_loop(conn_t *c) {
   return atomic_load_explicit(&c->xloop, memory_order_acquire);
 }
@@ -984,13 +988,17 @@ int isle_tcp_start(isle_runtime_t *rt, isle_conn_t conn, isle_ref_t owner) {
   conn_t *c = conn_check(rt, conn);
   if (!c)
     return (uint32_t)conn == 0 ? ISLE_EINVAL : ISLE_EDEAD;
+  ISLE__CHAOS("io.after_check"); /* the connection may close fully here */
+  isle__loop_t *l = conn_loop(c);
+  if (!l)
+    return ISLE_EDEAD;
   /* A second start was posted and silently dropped by cmd_start: refuse
    * it here. Each accept and close moves the generation on, so an old
    * occupant's value never matches. Relaxed: the exchange alone decides. */
   if (atomic_exchange_explicit(&c->xstarted, handle_gen(conn),
                                memory_order_relaxed) == handle_gen(conn))
     return ISLE_ESTATE;
-  return post_simple(conn_loop(c), conn, cmd_start, owner, false);
+  return post_simple(l, conn, cmd_start, owner, false);
 }
 
 int isle_tcp_write(isle_runtime_t *rt, isle_conn_t conn, isle_msg_t *msg) {
@@ -999,7 +1007,10 @@ int isle_tcp_write(isle_runtime_t *rt, isle_conn_t conn, isle_msg_t *msg) {
   conn_t *c = conn_check(rt, conn);
   if (!c)
     return (uint32_t)conn == 0 ? ISLE_EINVAL : ISLE_EDEAD;
+  ISLE__CHAOS("io.after_check"); /* the connection may close fully here */
   isle__loop_t *l = conn_loop(c);
+  if (!l)
+    return ISLE_EDEAD;
   io_cmd_t *w = isle_malloc(sizeof *w);
   if (!w)
     return ISLE_ENOMEM;
@@ -1046,7 +1057,11 @@ int isle_tcp_close(isle_runtime_t *rt, isle_conn_t conn, bool graceful) {
   conn_t *c = conn_check(rt, conn);
   if (!c)
     return (uint32_t)conn == 0 ? ISLE_EINVAL : ISLE_EDEAD;
-  return post_simple(conn_loop(c), conn, cmd_close, 0, graceful);
+  ISLE__CHAOS("io.after_check"); /* the connection may close fully here */
+  isle__loop_t *l = conn_loop(c);
+  if (!l)
+    return ISLE_EDEAD;
+  return post_simple(l, conn, cmd_close, 0, graceful);
 }
 
 int isle_io_shutdown(isle_runtime_t *rt, uint32_t deadline_ms) {

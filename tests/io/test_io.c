@@ -1091,6 +1091,108 @@ static void test_io_many_connections_and_vanishing_peers(void **state) {
   rig_finish(&r);
 }
 
+/* ===== Races ============================================================= */
+
+/* A thread that calls into a connection until its handle is dead. */
+typedef struct hammer_s {
+  isle_runtime_t *rt;
+  isle_conn_t conn;
+  isle_ref_t owner;
+  pthread_barrier_t *go;
+  bool closer; /* closes (hard or graceful) as well as writing */
+  uint64_t seed;
+} hammer_t;
+
+static void *hammer_main(void *arg) {
+  hammer_t *h = arg;
+  pthread_barrier_wait(h->go);
+  for (unsigned i = 0;; i++) {
+    isle_msg_t *m = isle_msg_new(7, 16);
+    if (!WORKER_CHECK(m != NULL))
+      break;
+    memset(isle_msg_data(m), 'h', 16);
+    int rc = isle_tcp_write(h->rt, h->conn, m);
+    if (rc != 0)
+      isle_msg_free(m); /* refused: still ours */
+    WORKER_CHECK(rc == 0 || rc == ISLE_EFULL || rc == ISLE_EDEAD);
+    if (rc == ISLE_EDEAD)
+      break;
+    rc = isle_tcp_start(h->rt, h->conn, h->owner);
+    WORKER_CHECK(rc == ISLE_ESTATE || rc == ISLE_EDEAD);
+    if (h->closer && support_rand(&h->seed) % 64 == 0) {
+      rc = isle_tcp_close(h->rt, h->conn, i % 2);
+      WORKER_CHECK(rc == 0 || rc == ISLE_EDEAD);
+    }
+  }
+  /* Dead for good now. */
+  WORKER_CHECK(isle_tcp_start(h->rt, h->conn, h->owner) == ISLE_EDEAD);
+  WORKER_CHECK(isle_tcp_close(h->rt, h->conn, false) == ISLE_EDEAD);
+  return NULL;
+}
+
+/* Issue 12, bug 3: isle_tcp_write, _start and _close from other threads
+ * while the connection ends (a close from one of them, from the test, or
+ * a reset by the peer). A call whose handle check passed just before the
+ * connection closed fully used to read its loop after conn_closed had
+ * cleared it, and crashed on NULL; it must answer ISLE_EDEAD (or accept
+ * and drop). The chaos build's io.after_check point widens that window;
+ * elsewhere this is a smoke test. */
+static void test_io_calls_racing_the_end_of_a_connection(void **state) {
+  rig_t r;
+  rig_new(&r);
+  r.probe.start = true;
+  isle_tcp_opts_t o = {.max_output = 4096};
+  rig_spawn_and_listen(&r, &o);
+  /* Two events per round (ACCEPT, CLOSED) must fit the probe's log. */
+  size_t iters = support_iters(150);
+  if (iters > MAX_EVENTS / 2 - 8)
+    iters = MAX_EVENTS / 2 - 8;
+  isle_conn_t *conns = calloc(iters, sizeof *conns);
+  assert_non_null(conns);
+  uint64_t seed = 12;
+  for (size_t i = 0; i < iters; i++) {
+    int fd;
+    isle_conn_t conn = conns[i] = rig_connect(&r, &fd, i + 1);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, 3);
+    hammer_t h[2];
+    pthread_t t[2];
+    for (size_t k = 0; k < 2; k++) {
+      h[k] = (hammer_t){r.rt, conn, r.actor, &go, k == 1, i * 2 + k + 1};
+      assert_int_equal(pthread_create(&t[k], NULL, hammer_main, &h[k]), 0);
+    }
+    pthread_barrier_wait(&go);
+    /* The end comes from the closer, from here or from the peer. */
+    switch (support_rand(&seed) % 3) {
+    case 0:
+      break;
+    case 1: {
+      int rc = isle_tcp_close(r.rt, conn, false);
+      assert_true(rc == 0 || rc == ISLE_EDEAD);
+      break;
+    }
+    default:
+      client_reset(fd);
+      fd = -1;
+    }
+    for (size_t k = 0; k < 2; k++)
+      assert_int_equal(pthread_join(t[k], NULL), 0);
+    pthread_barrier_destroy(&go);
+    probe_expect(&r.probe, ISLE_MSG_TCP_CLOSED, conn, 1);
+    if (fd >= 0) {
+      int end = client_recv_end(fd, NULL);
+      assert_true(end == 0 || end == -ECONNRESET);
+      close(fd);
+    }
+  }
+  support_assert_workers_ok();
+  /* One CLOSED each, however many closes raced. */
+  for (size_t i = 0; i < iters; i++)
+    assert_int_equal(probe_count(&r.probe, ISLE_MSG_TCP_CLOSED, conns[i]), 1);
+  free(conns);
+  rig_finish(&r);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   /* One test alone, by name (a failed test leaves its runtime behind and
@@ -1118,6 +1220,7 @@ int main(void) {
       T(test_io_shutdown_with_nothing_open_returns_at_once),
       T(test_io_runtime_free_with_connections_open),
       T(test_io_many_connections_and_vanishing_peers),
+      T(test_io_calls_racing_the_end_of_a_connection),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);
