@@ -56,7 +56,11 @@ typedef struct isle_actor_type_s {
   size_t state_size; /* bytes of state, zeroed, 16-byte aligned */
   /* Runs inside the spawn call, on the spawning thread; `arg` is the
    * spawn argument. Non-zero fails the spawn (a negative code is
-   * returned as is, a positive one as ISLE_EINVAL). An init that calls
+   * returned as is, a positive one as ISLE_EINVAL); then finalize does
+   * not run (init undoes what it did, as a C constructor does), the
+   * actors init linked to hear of the exit with that error (an actor it
+   * spawned with isle_ctx_spawn_link ends with it unless it traps exits)
+   * and those it spawned unlinked live on. An init that calls
    * isle_ctx_stop or isle_exit on itself succeeds: the spawn returns 0
    * and the handle of an actor that has already ended (its links and
    * monitors hear of it). May be NULL. */
