@@ -39,6 +39,7 @@
 #define _GNU_SOURCE
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h> /* SO_LINGER: a graceful close given up is reset */
 #include <uv.h>
 
 #include "internal.h"
@@ -52,6 +53,9 @@
 #define DEFAULT_OUTPUT (1024 * 1024)
 #define DEFAULT_MAX_CONNS 10000
 #define RETRY_MS 1
+/* How long a graceful close may take when the listener has no idle_ms
+ * (with one, idle_ms): then the connection is reset (docs/io.md). */
+#define LINGER_MS 10000
 
 typedef struct listener_s {
   uv_tcp_t tcp;
@@ -80,7 +84,12 @@ typedef struct conn_s {
   isle_conn_t handle; /* as accepted: xgen moves on when it closes */
   uint32_t next_free; /* free list: index + 1 */
   int reason;         /* for CLOSED */
-  bool reading, closing, eof;
+  bool reading;
+  /* closing: the connection takes no more work (its generation is even):
+   * a graceful or a hard close has begun. draining: a graceful close's
+   * shutdown request is pending. A hard close (conn_close) ends either:
+   * uv_is_closing(tcp) from then on. */
+  bool closing, draining, eof;
 } conn_t;
 
 struct isle__io_s {
@@ -255,30 +264,49 @@ static void free_closed(uv_handle_t *h) {
   isle_free(h);
 }
 
-/* Closes now; pending writes complete with ECANCELED (and are freed). */
+/* Closes now, once; pending writes complete with ECANCELED (and are
+ * freed), and so does a graceful close's shutdown request: this also ends
+ * a graceful close in progress. */
 static void conn_close(conn_t *c, int reason) {
-  if (c->closing)
+  if (uv_is_closing((uv_handle_t *)c->tcp))
     return;
   c->closing = true;
+  c->draining = false;
   c->reason = reason;
   /* An even generation at once: writers see the handle dead from here. */
   gen_close(c);
-  if (c->timer) {
-    uv_close((uv_handle_t *)c->timer, free_closed);
-    c->timer = NULL;
-  }
+  ISLE__CHAOS("io.close"); /* a writer that passed its check before */
+  uv_close((uv_handle_t *)c->timer, free_closed);
+  c->timer = NULL;
   uv_close((uv_handle_t *)c->tcp, conn_closed);
 }
 
-static void shutdown_done(uv_shutdown_t *req, int status) {
-  (void)status;
-  conn_t *c = req->handle->data;
-  isle_free(req);
-  c->closing = false; /* conn_close sets it again */
-  conn_close(c, c->reason);
+/* Ends the connection because time ran out (idle_ms, a graceful close's
+ * bound, the shutdown deadline) or the runtime ends. A graceful close in
+ * progress is given up with a reset (SO_LINGER 0, as uv_tcp_close_reset,
+ * which libuv refuses while a shutdown is pending): the kernel drops the
+ * output it still holds for a peer that does not read. */
+static void conn_end(conn_t *c, int reason) {
+  uv_os_fd_t fd;
+  struct linger lg = {1, 0};
+  if (c->draining && uv_fileno((uv_handle_t *)c->tcp, &fd) == 0)
+    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  conn_close(c, reason);
 }
 
-/* Writes what is queued, sends FIN, then closes. */
+static void shutdown_done(uv_shutdown_t *req, int status) {
+  conn_t *c = req->handle->data;
+  isle_free(req);
+  /* UV_ECANCELED: conn_close ended the graceful close and the handle is
+   * closing already (conn_close does nothing). Otherwise FIN is sent, or
+   * could not be (the peer reset). */
+  conn_close(c, status < 0 && status != UV_ECANCELED ? ISLE_EIO : c->reason);
+}
+
+static void on_idle(uv_timer_t *t);
+
+/* Writes what is queued, sends FIN, then closes; at most idle_ms (or
+ * LINGER_MS) from now, when a peer that does not read is reset. */
 static void conn_close_graceful(conn_t *c, int reason) {
   if (c->closing)
     return;
@@ -289,15 +317,20 @@ static void conn_close_graceful(conn_t *c, int reason) {
     return;
   }
   c->closing = true;
+  c->draining = true;
   c->reason = reason;
   gen_close(c);
   if (c->reading) {
     uv_read_stop((uv_stream_t *)c->tcp);
     c->reading = false;
   }
+  /* The connection's one timer (idle, retry) now bounds the close. */
+  uint32_t idle = c->listener ? c->listener->opts.idle_ms : 0;
+  uv_timer_start(c->timer, on_idle, idle ? idle : LINGER_MS, 0);
 }
 
-/* Calls fn on every open connection of loop `l` (its thread). */
+/* Calls fn on every connection of loop `l` not closed yet (its thread),
+ * graceful closes in progress included. */
 static void each_conn(isle__loop_t *l, void (*fn)(isle__loop_t *, conn_t *)) {
   struct isle__io_s *io = l->rt->io;
   uint32_t used = atomic_load_explicit(&io->xused, memory_order_acquire);
@@ -307,7 +340,7 @@ static void each_conn(isle__loop_t *l, void (*fn)(isle__loop_t *, conn_t *)) {
      * (conn_closed clears it, on this thread, before the slot goes back
      * to the free list), so one that names this loop is ours to read. */
     if (atomic_load_explicit(&c->xloop, memory_order_acquire) == l && c->tcp &&
-        !c->closing)
+        !uv_is_closing((uv_handle_t *)c->tcp))
       fn(l, c);
   }
 }
@@ -355,9 +388,10 @@ static void deliver(isle__loop_t *l, conn_t *c) {
   conn_close(c, ISLE_EDEAD); /* the owner is gone */
 }
 
+/* Idle for idle_ms, or a graceful close out of time. */
 static void on_idle(uv_timer_t *t) {
   conn_t *c = t->data;
-  conn_close(c, ISLE_ESHUTDOWN);
+  conn_end(c, ISLE_ESHUTDOWN);
 }
 
 static void on_retry(uv_timer_t *t) {
@@ -421,7 +455,10 @@ static void write_done(uv_write_t *req, int status) {
   uint64_t size = w->buf.len;
   isle_free(w->msg);
   isle_free(w);
-  if (status < 0 && status != UV_ECANCELED && c->tcp && !c->closing) {
+  /* A failed write ends a graceful close too: libuv would not go on to
+   * the writes queued behind it, nor to the shutdown. */
+  if (status < 0 && status != UV_ECANCELED && c->tcp &&
+      !uv_is_closing((uv_handle_t *)c->tcp)) {
     atomic_fetch_sub_explicit(&c->xqueued, size, memory_order_seq_cst);
     conn_close(c, ISLE_EIO);
     return;
@@ -506,7 +543,7 @@ static void conn_adopt(isle__loop_t *l, uv_tcp_t *tcp, listener_t *ls) {
   c->owner = 0;
   c->reason = 0;
   c->parked = NULL;
-  c->reading = c->closing = c->eof = false;
+  c->reading = c->closing = c->draining = c->eof = false;
   atomic_store_explicit(&c->xmax_output, ls->opts.max_output,
                         memory_order_relaxed);
   atomic_store_explicit(&c->xloop, l, memory_order_relaxed);
@@ -783,6 +820,8 @@ static void on_every_loop(isle__loop_t *io_loop,
 }
 
 static void eof_one(isle__loop_t *l, conn_t *c) {
+  if (c->closing)
+    return; /* a graceful close is under way: its owner is done */
   if (c->reading) {
     uv_read_stop((uv_stream_t *)c->tcp);
     c->reading = false;
@@ -795,7 +834,7 @@ static void eof_one(isle__loop_t *l, conn_t *c) {
 
 static void close_one(isle__loop_t *l, conn_t *c) {
   (void)l;
-  conn_close(c, ISLE_ESHUTDOWN);
+  conn_end(c, ISLE_ESHUTDOWN);
 }
 
 static void cmd_eof_all(isle__cmd_t *c, isle__loop_t *l) {

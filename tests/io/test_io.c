@@ -151,16 +151,21 @@ static bool has_nth(probe_t *p, const void *arg) {
 }
 
 /* Asserts that the nth event of `type` (about `conn`, if not 0) arrives
- * within WAIT_MS and gives it. */
-static ev_t probe_expect(probe_t *p, uint32_t type, isle_conn_t conn,
-                         size_t nth) {
+ * within `ms` and gives it. */
+static ev_t probe_expect_within(probe_t *p, uint32_t type, isle_conn_t conn,
+                                size_t nth, unsigned ms) {
   ev_t e;
   memset(&e, 0, sizeof e);
   nth_t q = {type, conn, nth, &e};
-  if (!probe_wait_until(p, has_nth, &q, WAIT_MS))
-    fail_msg("event %#x number %zu (conn %#llx) did not arrive", type, nth,
-             (unsigned long long)conn);
+  if (!probe_wait_until(p, has_nth, &q, ms))
+    fail_msg("event %#x number %zu (conn %#llx) did not arrive in %u ms", type,
+             nth, (unsigned long long)conn, ms);
   return e;
+}
+
+static ev_t probe_expect(probe_t *p, uint32_t type, isle_conn_t conn,
+                         size_t nth) {
+  return probe_expect_within(p, type, conn, nth, WAIT_MS);
 }
 
 static size_t probe_count(probe_t *p, uint32_t type, isle_conn_t conn) {
@@ -373,12 +378,21 @@ typedef struct rig_s {
   support_runner_t runner;
 } rig_t;
 
-/* Makes the runtime and the probe (settings then apply), without a
- * listener or a run. */
-static void rig_new(rig_t *r) {
+/* Makes the runtime (two workers, loops as `mode` says) and the probe
+ * (settings then apply), without a listener or a run. */
+static void rig_new_mode(rig_t *r, isle_io_mode_t mode) {
   memset(r, 0, sizeof *r);
-  r->rt = support_runtime(2, 0);
+  isle_runtime_config_t cfg;
+  isle_runtime_config_init(&cfg);
+  cfg.workers = 2;
+  cfg.stall_ms = UINT32_MAX; /* a loaded machine must not print reports */
+  cfg.io_mode = mode;
+  assert_int_equal(isle_runtime_new(&cfg, &r->rt), 0);
   probe_init(&r->probe, r->rt);
+}
+
+static void rig_new(rig_t *r) {
+  rig_new_mode(r, ISLE_IO_DEFAULT);
 }
 
 static void rig_spawn_and_listen(rig_t *r, const isle_tcp_opts_t *opts) {
@@ -414,6 +428,39 @@ static isle_conn_t rig_connect(rig_t *r, int *fd, size_t nth_accept) {
   if (r->probe.start)
     assert_int_equal(e.reason, 0); /* isle_tcp_start's result */
   return e.conn;
+}
+
+/* As rig_connect, with a client whose receive buffer is `rcvbuf`. */
+static isle_conn_t rig_connect_buf(rig_t *r, int *fd, size_t nth_accept,
+                                   int rcvbuf) {
+  *fd = client_connect_buf(r->port, rcvbuf);
+  ev_t e = probe_expect(&r->probe, ISLE_MSG_TCP_ACCEPT, 0, nth_accept);
+  assert_int_not_equal(e.conn, 0);
+  if (r->probe.start)
+    assert_int_equal(e.reason, 0);
+  return e.conn;
+}
+
+/* Queues `total` bytes of the pattern for `conn` in 64 KiB writes. */
+static void rig_write_pattern(rig_t *r, isle_conn_t conn, size_t total) {
+  const size_t chunk = 64 * 1024;
+  for (size_t off = 0; off < total; off += chunk) {
+    isle_msg_t *m = isle_msg_new(7, chunk);
+    assert_non_null(m);
+    fill_pattern(isle_msg_data(m), off, chunk);
+    assert_int_equal(isle_tcp_write(r->rt, conn, m), 0);
+  }
+}
+
+/* Waits until the connection's loop has taken a close of `conn` (the
+ * handle is dead: isle_tcp_start answers ISLE_EDEAD, not ISLE_ESTATE). */
+static void rig_wait_closing(rig_t *r, isle_conn_t conn) {
+  uint64_t until = support_now_ns() + (uint64_t)WAIT_MS * 1000000u;
+  while (isle_tcp_start(r->rt, conn, r->actor) == ISLE_ESTATE) {
+    if (support_now_ns() > until)
+      fail_msg("the close of %#llx was not taken", (unsigned long long)conn);
+    support_sleep_ms(1);
+  }
 }
 
 static isle_msg_t *bytes_msg(const void *p, size_t n) {
@@ -808,6 +855,39 @@ test_io_graceful_close_writes_everything_queued_first(void **state) {
   rig_finish(&r);
 }
 
+/* Issue 12, bug 1: a graceful close to a peer that never reads cannot
+ * finish; it used to hold the connection (and the runtime) forever, the
+ * idle timeout skipping it. It gives up after idle_ms from the close call
+ * and resets the connection (CLOSED with ISLE_ESHUTDOWN). */
+static void
+test_io_graceful_close_to_a_peer_that_never_reads_ends_after_idle_ms(
+    void **state) {
+  const isle_io_mode_t modes[] = {ISLE_IO_WORKERS, ISLE_IO_THREAD};
+  for (size_t k = 0; k < 2; k++) {
+    rig_t r;
+    rig_new_mode(&r, modes[k]);
+    r.probe.start = true;
+    const uint32_t idle = 300;
+    const size_t total = 4u << 20; /* more than the kernel buffers take */
+    isle_tcp_opts_t o = {.max_output = 2 * total, .idle_ms = idle};
+    rig_spawn_and_listen(&r, &o);
+    int fd;
+    isle_conn_t conn = rig_connect_buf(&r, &fd, 1, 4096);
+    rig_write_pattern(&r, conn, total);
+    uint64_t t0 = support_now_ns();
+    assert_int_equal(isle_tcp_close(r.rt, conn, true), 0);
+    ev_t c = probe_expect_within(&r.probe, ISLE_MSG_TCP_CLOSED, conn, 1,
+                                 idle + LATE_MS);
+    uint64_t ms = (support_now_ns() - t0) / 1000000u;
+    assert_int_equal(c.reason, ISLE_ESHUTDOWN);
+    assert_true(ms + 5 >= idle); /* the close had idle_ms to finish */
+    int end = client_recv_end(fd, NULL);
+    assert_true(end == 0 || end == -ECONNRESET);
+    close(fd);
+    rig_finish(&r);
+  }
+}
+
 static void test_io_write_and_close_fail_with_edead_after_closed(void **state) {
   rig_t r;
   rig_new(&r);
@@ -1021,6 +1101,43 @@ static void test_io_shutdown_with_nothing_open_returns_at_once(void **state) {
   rig_finish(&r);
 }
 
+/* Issue 12, bug 1: the shutdown deadline skipped connections already
+ * closing, so a graceful close to a peer that never reads kept its hold
+ * and the run never returned. A deadline is a deadline: it resets it. */
+static void
+test_io_shutdown_deadline_ends_a_graceful_close_in_progress(void **state) {
+  const isle_io_mode_t modes[] = {ISLE_IO_WORKERS, ISLE_IO_THREAD};
+  for (size_t k = 0; k < 2; k++) {
+    rig_t r;
+    rig_new_mode(&r, modes[k]);
+    r.probe.start = true;
+    const size_t total = 4u << 20;
+    isle_tcp_opts_t o = {.max_output = 2 * total};
+    rig_spawn_and_listen(&r, &o);
+    int fd;
+    isle_conn_t conn = rig_connect_buf(&r, &fd, 1, 4096);
+    rig_write_pattern(&r, conn, total);
+    assert_int_equal(isle_tcp_close(r.rt, conn, true), 0);
+    rig_wait_closing(&r, conn);
+    const uint32_t deadline = 200;
+    uint64_t t0 = support_now_ns();
+    assert_int_equal(isle_io_shutdown(r.rt, deadline), 0);
+    ev_t c = probe_expect_within(&r.probe, ISLE_MSG_TCP_CLOSED, conn, 1,
+                                 deadline + LATE_MS);
+    assert_int_equal(c.reason, ISLE_ESHUTDOWN);
+    /* The run returns by the deadline, give or take a timer's lateness. */
+    assert_true(support_runner_wait(&r.runner, deadline + LATE_MS));
+    uint64_t ms = (support_now_ns() - t0) / 1000000u;
+    assert_true(ms + 5 >= deadline);
+    assert_int_equal(support_stats(r.rt).tcp_open, 0);
+    int end = client_recv_end(fd, NULL);
+    assert_true(end == 0 || end == -ECONNRESET);
+    close(fd);
+    r.listener = 0; /* closed by the shutdown */
+    rig_finish(&r);
+  }
+}
+
 /* Freed while connections and a listener are open (the run stopped):
  * everything is closed and freed, without events. */
 static void test_io_runtime_free_with_connections_open(void **state) {
@@ -1047,6 +1164,39 @@ static void test_io_runtime_free_with_connections_open(void **state) {
   probe_deinit(&r.probe);
   support_assert_workers_ok();
   support_assert_heap_quiet();
+}
+
+/* Issue 12, bug 2: freed while a graceful close waits for a peer that
+ * never reads. libuv cancels the shutdown request, whose callback used to
+ * close handles that teardown was already closing (libuv's assertion, or
+ * a double entry on its closing list) and leak the connection. Everything
+ * is freed once, without events. */
+static void test_io_runtime_free_with_a_graceful_close_pending(void **state) {
+  const isle_io_mode_t modes[] = {ISLE_IO_WORKERS, ISLE_IO_THREAD};
+  for (size_t k = 0; k < 2; k++) {
+    rig_t r;
+    rig_new_mode(&r, modes[k]);
+    r.probe.start = true;
+    const size_t total = 4u << 20;
+    isle_tcp_opts_t o = {.max_output = 2 * total};
+    rig_spawn_and_listen(&r, &o);
+    int fd;
+    isle_conn_t conn = rig_connect_buf(&r, &fd, 1, 4096);
+    rig_write_pattern(&r, conn, total);
+    assert_int_equal(isle_tcp_close(r.rt, conn, true), 0);
+    rig_wait_closing(&r, conn);
+    isle_runtime_stop(r.rt);
+    assert_int_equal(support_runner_join(&r.runner), 0);
+    assert_int_equal(support_stats(r.rt).tcp_open, 1);
+    isle_runtime_free(r.rt);
+    int end = client_recv_end(fd, NULL);
+    assert_true(end == 0 || end == -ECONNRESET);
+    close(fd);
+    assert_int_equal(probe_count(&r.probe, ISLE_MSG_TCP_CLOSED, 0), 0);
+    probe_deinit(&r.probe);
+    support_assert_workers_ok();
+    support_assert_heap_quiet();
+  }
 }
 
 /* Many clients at once, each echoed, some vanishing mid-stream: the open
@@ -1212,13 +1362,16 @@ int main(void) {
       T(test_io_closed_with_eshutdown_after_idle_ms),
       T(test_io_closed_with_eio_after_a_reset),
       T(test_io_graceful_close_writes_everything_queued_first),
+      T(test_io_graceful_close_to_a_peer_that_never_reads_ends_after_idle_ms),
       T(test_io_write_and_close_fail_with_edead_after_closed),
       T(test_io_max_conns_closes_extra_connections_at_once),
       T(test_io_slow_owner_loses_and_reorders_nothing),
       T(test_io_unlisten_stops_accepting_and_keeps_connections),
       T(test_io_shutdown_closes_listeners_eofs_owners_then_forces),
       T(test_io_shutdown_with_nothing_open_returns_at_once),
+      T(test_io_shutdown_deadline_ends_a_graceful_close_in_progress),
       T(test_io_runtime_free_with_connections_open),
+      T(test_io_runtime_free_with_a_graceful_close_pending),
       T(test_io_many_connections_and_vanishing_peers),
       T(test_io_calls_racing_the_end_of_a_connection),
   };
