@@ -88,8 +88,9 @@ typedef struct conn_s {
   /* closing: the connection takes no more work (its generation is even):
    * a graceful or a hard close has begun. draining: a graceful close's
    * shutdown request is pending. A hard close (conn_close) ends either:
-   * uv_is_closing(tcp) from then on. */
-  bool closing, draining, eof;
+   * uv_is_closing(tcp) from then on. eof_due: an EOF waits for the
+   * parked DATA (the owner gets its bytes in order, then EOF). */
+  bool closing, draining, eof, eof_due;
 } conn_t;
 
 struct isle__io_s {
@@ -231,11 +232,23 @@ static void conn_closed(uv_handle_t *h) {
   isle__loop_t *l = loop_of(h->loop);
   isle_runtime_t *rt = l->rt;
   struct isle__io_s *io = rt->io;
-  if (c->owner && !atomic_load_explicit(&io->xquitting, memory_order_relaxed))
-    /* The handle the owner knows, not conn_handle: closing moved xgen on
-     * (twice for a graceful close), and CLOSED named no live handle. */
+  if (c->owner && !atomic_load_explicit(&io->xquitting, memory_order_relaxed)) {
+    /* What the owner is still due comes first, in order: the DATA its
+     * full mailbox refused (now past the capacity, like events: one
+     * message of read_size at most), the EOF that waited for it, then
+     * CLOSED, the last event. Handles as the owner knows them, not
+     * conn_handle: closing moved xgen on, and CLOSED names no live
+     * handle. */
+    if (c->parked) {
+      c->parked->flags |= ISLE__MSG_F_NOCAP;
+      if (isle__send(rt, l->worker, ISLE_REF_NONE, c->owner, c->parked) == 0)
+        c->parked = NULL;
+    }
+    if (c->eof_due)
+      event_send(l, c->owner, ISLE_MSG_TCP_EOF, c->handle, listener_self(c), 0);
     event_send(l, c->owner, ISLE_MSG_TCP_CLOSED, c->handle, listener_self(c),
                c->reason);
+  }
   if (c->listener) {
     atomic_fetch_sub_explicit(&c->listener->xopen, 1, memory_order_relaxed);
     listener_unref(c->listener);
@@ -371,6 +384,14 @@ static void deliver(isle__loop_t *l, conn_t *c) {
   int rc = isle__send(l->rt, l->worker, ISLE_REF_NONE, c->owner, c->parked);
   if (rc == 0) {
     c->parked = NULL;
+    if (c->eof_due) {
+      c->eof_due = false;
+      if (!event_send(l, c->owner, ISLE_MSG_TCP_EOF, c->handle,
+                      listener_self(c), 0)) {
+        conn_close(c, ISLE_EDEAD);
+        return;
+      }
+    }
     if (!c->reading && !c->eof && !c->closing) {
       uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read);
       c->reading = true;
@@ -385,7 +406,23 @@ static void deliver(isle__loop_t *l, conn_t *c) {
     uv_timer_start(c->timer, on_retry, RETRY_MS, 0);
     return;
   }
-  conn_close(c, ISLE_EDEAD); /* the owner is gone */
+  /* The owner is gone: the DATA was counted as a dead letter once. */
+  isle_free(c->parked);
+  c->parked = NULL;
+  c->eof_due = false;
+  conn_close(c, ISLE_EDEAD);
+}
+
+/* Tells the owner EOF, after the parked DATA if there is one (deliver
+ * sends it then: an event would pass the full mailbox and overtake the
+ * bytes). False if the owner is gone. */
+static bool eof_send(isle__loop_t *l, conn_t *c) {
+  if (c->parked) {
+    c->eof_due = true;
+    return true;
+  }
+  return event_send(l, c->owner, ISLE_MSG_TCP_EOF, c->handle, listener_self(c),
+                    0);
 }
 
 /* Idle for idle_ms, or a graceful close out of time. */
@@ -414,8 +451,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     c->reading = false;
     if (n == UV_EOF) {
       c->eof = true;
-      if (!event_send(l, c->owner, ISLE_MSG_TCP_EOF, conn_handle(io, c),
-                      listener_self(c), 0))
+      if (!eof_send(l, c))
         conn_close(c, ISLE_EDEAD);
     } else {
       conn_close(c, ISLE_EIO);
@@ -543,7 +579,7 @@ static void conn_adopt(isle__loop_t *l, uv_tcp_t *tcp, listener_t *ls) {
   c->owner = 0;
   c->reason = 0;
   c->parked = NULL;
-  c->reading = c->closing = c->draining = c->eof = false;
+  c->reading = c->closing = c->draining = c->eof = c->eof_due = false;
   atomic_store_explicit(&c->xmax_output, ls->opts.max_output,
                         memory_order_relaxed);
   atomic_store_explicit(&c->xloop, l, memory_order_relaxed);
@@ -826,9 +862,8 @@ static void eof_one(isle__loop_t *l, conn_t *c) {
     uv_read_stop((uv_stream_t *)c->tcp);
     c->reading = false;
   }
-  c->eof = true;
-  if (!c->owner || !event_send(l, c->owner, ISLE_MSG_TCP_EOF,
-                               conn_handle(l->rt->io, c), listener_self(c), 0))
+  c->eof = true; /* reading stays stopped, parked DATA or not */
+  if (!c->owner || !eof_send(l, c))
     conn_close(c, ISLE_ESHUTDOWN);
 }
 

@@ -177,6 +177,19 @@ static size_t probe_count(probe_t *p, uint32_t type, isle_conn_t conn) {
   return n;
 }
 
+/* Where the nth event of `type` about `conn` is in the log (SIZE_MAX: not
+ * there). */
+static size_t probe_index(probe_t *p, uint32_t type, isle_conn_t conn,
+                          size_t nth) {
+  pthread_mutex_lock(&p->lock);
+  size_t at = SIZE_MAX, seen = 0;
+  for (size_t i = 0; i < p->nev && at == SIZE_MAX; i++)
+    if (p->ev[i].type == type && p->ev[i].conn == conn && ++seen == nth)
+      at = i;
+  pthread_mutex_unlock(&p->lock);
+  return at;
+}
+
 static bool has_bytes(probe_t *p, const void *arg) {
   return p->nbytes >= *(const size_t *)arg;
 }
@@ -998,6 +1011,60 @@ static void test_io_slow_owner_loses_and_reorders_nothing(void **state) {
   rig_finish(&r);
 }
 
+/* Issue 12, bug 6: a shutdown while a DATA message waits for room in a
+ * full mailbox (parked, retried every millisecond). Its EOF used to pass
+ * the mailbox's capacity at once and so overtake the parked DATA (or the
+ * DATA was freed at the close): the owner saw bytes after EOF, or lost
+ * them. Now EOF and CLOSED come after every byte read, in order. */
+static void test_io_eof_at_shutdown_comes_after_parked_data(void **state) {
+  const isle_io_mode_t modes[] = {ISLE_IO_WORKERS, ISLE_IO_THREAD};
+  for (size_t k = 0; k < 2; k++) {
+    rig_t r;
+    rig_new_mode(&r, modes[k]);
+    r.probe.start = true;
+    r.probe.sleep_ms = 1;
+    r.probe.max_payload = 1024;
+    assert_int_equal(
+        isle_runtime_spawn(r.rt, &slow_probe_type, &r.probe, &r.probe.owner),
+        0);
+    isle_tcp_opts_t o = {.read_size = 1024};
+    rig_spawn_and_listen(&r, &o);
+    int fd;
+    isle_conn_t conn = rig_connect(&r, &fd, 1);
+    const size_t n = 256 * 1024;
+    char *out = malloc(n);
+    assert_non_null(out);
+    fill_pattern(out, 0, n);
+    client_send(fd, out, n);
+    free(out);
+    /* Reading is well under way: the owner's mailbox is full most of the
+     * time, a DATA parked behind it. */
+    probe_expect_bytes(&r.probe, 16 * 1024);
+    const uint32_t deadline = 300;
+    assert_int_equal(isle_io_shutdown(r.rt, deadline), 0);
+    probe_expect(&r.probe, ISLE_MSG_TCP_EOF, conn, 1);
+    /* The owner ignores EOF: the deadline closes it (by then any DATA
+     * that was parked has long had its retry). */
+    ev_t c = probe_expect(&r.probe, ISLE_MSG_TCP_CLOSED, conn, 1);
+    assert_int_equal(c.reason, ISLE_ESHUTDOWN);
+    size_t eof = probe_index(&r.probe, ISLE_MSG_TCP_EOF, conn, 1);
+    size_t ndata = probe_count(&r.probe, ISLE_MSG_TCP_DATA, conn);
+    size_t last = probe_index(&r.probe, ISLE_MSG_TCP_DATA, conn, ndata);
+    assert_true(last < eof);
+    assert_true(eof < probe_index(&r.probe, ISLE_MSG_TCP_CLOSED, conn, 1));
+    assert_int_equal(probe_count(&r.probe, ISLE_MSG_TCP_EOF, conn), 1);
+    /* What was read came whole and in order. */
+    assert_true(r.probe.nbytes <= n);
+    assert_int_equal(pattern_mismatch(r.probe.bytes, 0, r.probe.nbytes),
+                     r.probe.nbytes);
+    int end = client_recv_end(fd, NULL);
+    assert_true(end == 0 || end == -ECONNRESET);
+    close(fd);
+    r.listener = 0; /* closed by the shutdown */
+    rig_finish(&r);
+  }
+}
+
 /* ===== Unlisten and shutdown ============================================= */
 
 static void
@@ -1366,6 +1433,7 @@ int main(void) {
       T(test_io_write_and_close_fail_with_edead_after_closed),
       T(test_io_max_conns_closes_extra_connections_at_once),
       T(test_io_slow_owner_loses_and_reorders_nothing),
+      T(test_io_eof_at_shutdown_comes_after_parked_data),
       T(test_io_unlisten_stops_accepting_and_keeps_connections),
       T(test_io_shutdown_closes_listeners_eofs_owners_then_forces),
       T(test_io_shutdown_with_nothing_open_returns_at_once),
