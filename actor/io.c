@@ -262,6 +262,7 @@ static void conn_closed(uv_handle_t *h) {
   /* No longer this loop's: each_conn here must not read the slot once
    * another loop may take it from the free list (below). */
   atomic_store_explicit(&c->xloop, NULL, memory_order_relaxed);
+  ISLE__CHAOS("io.closed"); /* a caller past its check now reads NULL */
   l->conns--;
   pthread_mutex_lock(&io->lock);
   c->next_free = io->free_top;
@@ -477,6 +478,7 @@ static void written(isle__loop_t *l, conn_t *c, uint64_t size) {
    * backlog it leaves. */
   uint64_t left =
       atomic_fetch_sub_explicit(&c->xqueued, size, memory_order_seq_cst) - size;
+  ISLE__CHAOS("io.written"); /* a refused writer sets want_drain here */
   if (c->tcp && !c->closing && c->owner &&
       left <= atomic_load_explicit(&c->xmax_output, memory_order_relaxed) / 2 &&
       atomic_exchange_explicit(&c->xwant_drain, 0, memory_order_seq_cst))
@@ -583,6 +585,7 @@ static void conn_adopt(isle__loop_t *l, uv_tcp_t *tcp, listener_t *ls) {
   atomic_store_explicit(&c->xmax_output, ls->opts.max_output,
                         memory_order_relaxed);
   atomic_store_explicit(&c->xloop, l, memory_order_relaxed);
+  ISLE__CHAOS("io.adopt"); /* an old handle's caller reads the new loop */
   /* Release: a writer that reads this (odd) generation sees the slot set
    * up, its loop included. */
   gen_open(c);
@@ -666,6 +669,7 @@ static void on_connection(uv_stream_t *server, int status) {
   a->base.run = cmd_adopt;
   a->fd = dup_fd;
   a->listener = ls;
+  ISLE__CHAOS("io.deal"); /* a shutdown's commands may reach `to` first */
   isle__loop_post(to, &a->base);
 }
 
@@ -1011,10 +1015,12 @@ int isle_tcp_listen(isle_runtime_t *rt, const isle_tcp_opts_t *opts,
  * it (an actor on the connection's own worker: no command queue, no
  * wake-up), else through the loop's queue. */
 static void run_on(isle__loop_t *l, isle__cmd_t *c) {
-  if (isle__loop_mine(l))
+  if (isle__loop_mine(l)) {
     c->run(c, l);
-  else
+  } else {
+    ISLE__CHAOS("io.post"); /* the connection may close before it lands */
     isle__loop_post(l, c);
+  }
 }
 
 /* Sends a small command about connection or listener `h` to loop `l`. */
@@ -1053,6 +1059,7 @@ int isle_tcp_unlisten(isle_runtime_t *rt, isle_listener_t listener) {
       atomic_load_explicit(&rt->io->xlistening[handle_index(listener)],
                            memory_order_relaxed) != listener)
     return ISLE_EDEAD;
+  ISLE__CHAOS("io.unlisten_check"); /* a shutdown may close it first */
   return post_simple(l, listener, cmd_unlisten, 0, false);
 }
 
@@ -1100,6 +1107,7 @@ int isle_tcp_write(isle_runtime_t *rt, isle_conn_t conn, isle_msg_t *msg) {
   for (;;) {
     uint64_t before =
         atomic_fetch_add_explicit(&c->xqueued, size, memory_order_seq_cst);
+    ISLE__CHAOS("io.write_queued"); /* completions subtract meanwhile */
     if (before + size <= max || before == 0)
       break; /* accepted (one write may exceed the limit alone) */
     /* Over the limit: take the bytes back and ask for DRAINED. seq_cst,
@@ -1111,6 +1119,7 @@ int isle_tcp_write(isle_runtime_t *rt, isle_conn_t conn, isle_msg_t *msg) {
      * request first, its DRAINED is on the way and EFULL stands). */
     atomic_fetch_sub_explicit(&c->xqueued, size, memory_order_seq_cst);
     atomic_store_explicit(&c->xwant_drain, 1, memory_order_seq_cst);
+    ISLE__CHAOS("io.want_drain"); /* the last completion may pass here */
     if (atomic_load_explicit(&c->xqueued, memory_order_seq_cst) > 0 ||
         !atomic_exchange_explicit(&c->xwant_drain, 0, memory_order_seq_cst)) {
       isle_free(w);

@@ -28,6 +28,7 @@ static void run_commands(uv_async_t *a) {
   isle__cmd_t *c = l->head;
   l->head = l->tail = NULL;
   pthread_mutex_unlock(&l->lock);
+  ISLE__CHAOS("loop.run"); /* posts go on meanwhile: the next round's */
   while (c) {
     isle__cmd_t *next = c->next;
     c->run(c, l);
@@ -125,6 +126,9 @@ void isle__loop_post(isle__loop_t *l, isle__cmd_t *c) {
     l->head = c;
   l->tail = c;
   pthread_mutex_unlock(&l->lock);
+  /* The loop may run the command before the wake-up (a round already
+   * under way takes it): the async send then only costs a round. */
+  ISLE__CHAOS("loop.post");
   uv_async_send(&l->wake);
 }
 

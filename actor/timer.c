@@ -157,6 +157,7 @@ static void timer_fired(uv_timer_t *h) {
   bool periodic = tm->period_ms != 0;
   isle_msg_t *m = NULL;
   int rc = 0;
+  ISLE__CHAOS("timer.fire"); /* a cancel may take it first */
   pthread_mutex_lock(&rt->timers_lock);
   bool live = tm->live;
   if (live && !periodic)
@@ -173,6 +174,8 @@ static void timer_fired(uv_timer_t *h) {
   if (!live)
     return; /* cancelled; the queued CANCEL ends it */
   if (!periodic) {
+    /* Out of the table: a cancel from here on answers ISLE_ENOENT. */
+    ISLE__CHAOS("timer.fire_send");
     m = tm->msg;
     rc = isle__send(rt, NULL, ISLE_REF_NONE, tm->target, m);
   }
@@ -190,6 +193,7 @@ static void timer_fired(uv_timer_t *h) {
   } else if (rc == ISLE_EDEAD || rc == ISLE_EINVAL) {
     /* The target is gone for good: so is the timer, unless a cancel got
      * it first (then its CANCEL ends it). */
+    ISLE__CHAOS("timer.fire_gone");
     pthread_mutex_lock(&rt->timers_lock);
     bool mine = table_take(t, tm->id) != NULL;
     pthread_mutex_unlock(&rt->timers_lock);
@@ -223,6 +227,7 @@ static void drop_timers(isle_runtime_t *rt, isle_ref_t target) {
       }
   }
   pthread_mutex_unlock(&rt->timers_lock);
+  ISLE__CHAOS("timer.drop"); /* out of the table: cancels now fail */
   for (timer_t_ *e = gone, *next; e; e = next) {
     next = e->next_live;
     dropped(rt);
@@ -288,6 +293,7 @@ void isle__timers_forget(isle_runtime_t *rt, isle_ref_t self) {
   if (c) {
     c->base.run = cmd_forget;
     c->target = self;
+    ISLE__CHAOS("timer.forget"); /* a start for it may be under way */
     /* Under timers_lock, like start and cancel: the TIMED bit we saw may
      * have been set by an isle_timer_start still inside its critical
      * section, whose start command is not posted yet. Posted before it,
@@ -338,6 +344,7 @@ int isle_timer_start(isle_runtime_t *rt, isle_ref_t target, isle_msg_t *msg,
   int rc = 0;
   /* Pending work from now: before the timer can fire and release it. */
   isle_runtime_hold(rt);
+  ISLE__CHAOS("timer.start"); /* the target may end, its forget posted */
   isle__loop_t *l = isle__loop_get(rt);
   pthread_mutex_lock(&rt->timers_lock);
   struct isle__timers_s *t = l ? timers(rt) : NULL;
@@ -373,6 +380,7 @@ int isle_timer_cancel(isle_runtime_t *rt, uint64_t id) {
   if (!c)
     return ISLE_ENOMEM;
   int rc = ISLE_ENOENT;
+  ISLE__CHAOS("timer.cancel"); /* the timer may fire first */
   pthread_mutex_lock(&rt->timers_lock);
   timer_t_ *tm = rt->timers ? table_take(rt->timers, id) : NULL;
   if (tm) {
