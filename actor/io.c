@@ -17,14 +17,23 @@
  *            the command arrives (the slot may have been reused in
  *            between: then the write is dropped, as a write into a reset
  *            connection is);
- *   xloop    the occupant's loop, set before the generation is published;
+ *   xloop    the occupant's loop, set before the generation is published
+ *            and cleared when the connection has closed fully: a caller
+ *            that passed its check and then reads NULL has a dead handle;
  *   xqueued  bytes accepted by isle_tcp_write and not yet written or
  *            dropped: added by the writer, subtracted by the loop;
  *            never reset, so a late command from an old occupant still
  *            balances it.
  * Reads go straight into a message (the DATA header is the first 16 bytes
  * of its payload), sent to the owner; a full owner mailbox pauses reading
- * and a 1 ms timer retries the delivery.
+ * and a 1 ms timer retries the delivery. An EOF waits for that DATA, and a
+ * close delivers it (past the capacity) before EOF and CLOSED.
+ *
+ * Closing: a graceful close (uv_shutdown) stops new work at once and is
+ * bounded by the connection's timer (idle_ms, else LINGER_MS); that
+ * timer, the shutdown deadline and teardown end it with a reset. A hard
+ * close (uv_close) happens once per connection, whatever asked for it,
+ * and cancels a pending shutdown request with it.
  *
  * The slot table's free list is under a mutex (a connection opens and
  * closes once; requests never touch it). Listeners and their counters

@@ -10,7 +10,12 @@
  * a slow owner whose full mailbox pauses reading without losing or
  * reordering bytes, isle_tcp_unlisten, isle_io_shutdown (listeners
  * closed, EOF to owners, stragglers closed at the deadline, then the run
- * returns) and a runtime freed with connections still open.
+ * returns) and a runtime freed with connections still open; and issue 12's
+ * regressions: a graceful close to a peer that never reads ended by
+ * idle_ms, by the shutdown deadline and by teardown, EOF after parked
+ * DATA, and calls racing a connection's end from other threads. Tests
+ * with "both io modes" run once with ISLE_IO_WORKERS, once with
+ * ISLE_IO_THREAD.
  *
  * The clients are plain blocking POSIX sockets on the test's thread, with
  * receive timeouts so that a missing byte fails the test instead of
