@@ -13,9 +13,9 @@
  * returns) and a runtime freed with connections still open; and issue 12's
  * regressions: a graceful close to a peer that never reads ended by
  * idle_ms, by the shutdown deadline and by teardown, EOF after parked
- * DATA, and calls racing a connection's end from other threads. Tests
- * with "both io modes" run once with ISLE_IO_WORKERS, once with
- * ISLE_IO_THREAD.
+ * DATA, and calls racing a connection's end from other threads. Those
+ * that loop over `modes` run once with ISLE_IO_WORKERS and once with
+ * ISLE_IO_THREAD (rig_new_mode).
  *
  * The clients are plain blocking POSIX sockets on the test's thread, with
  * receive timeouts so that a missing byte fails the test instead of
