@@ -20,7 +20,8 @@
 
 static pthread_once_t chaos_once = PTHREAD_ONCE_INIT;
 static uint64_t chaos_seed;
-static uint32_t chaos_rate = 10; /* per mille */
+static uint32_t chaos_rate = 5;  /* per mille, cold points */
+static uint32_t chaos_hot = 300; /* per mille, hot points */
 static const char *chaos_only;
 static _Atomic uint32_t chaos_threads; /* threads that reached a point */
 
@@ -39,6 +40,9 @@ static void chaos_setup(void) {
   const char *r = getenv("ISLE_CHAOS_RATE");
   if (r && *r)
     chaos_rate = (uint32_t)strtoul(r, NULL, 10);
+  const char *h = getenv("ISLE_CHAOS_HOT");
+  if (h && *h)
+    chaos_hot = (uint32_t)strtoul(h, NULL, 10);
   const char *o = getenv("ISLE_CHAOS_ONLY");
   if (o && *o)
     chaos_only = o;
@@ -54,7 +58,15 @@ static uint64_t next_random(void) {
   return z ^ (z >> 31);
 }
 
-void isle__chaos(const char *point) {
+/* 1 + whether `point` is hot for this seed (FNV-1a of its name). */
+static uint32_t site_kind(const char *point) {
+  uint32_t hash = 2166136261u;
+  for (const char *c = point; *c; c++)
+    hash = (hash ^ (uint8_t)*c) * 16777619u;
+  return 1 + ((hash + chaos_seed) % 3 == 0);
+}
+
+void isle__chaos(const char *point, _Atomic uint32_t *site) {
   if (!tls_rng) {
     int saved = errno;
     pthread_once(&chaos_once, chaos_setup);
@@ -64,8 +76,14 @@ void isle__chaos(const char *point) {
     tls_rng = (chaos_seed + 1) * 0x2545f4914f6cdd1du + n;
     errno = saved;
   }
+  /* Relaxed: every thread computes the same value. */
+  uint32_t kind = atomic_load_explicit(site, memory_order_relaxed);
+  if (!kind) {
+    kind = site_kind(point);
+    atomic_store_explicit(site, kind, memory_order_relaxed);
+  }
   uint64_t r = next_random();
-  if (r % 1000 >= chaos_rate)
+  if (r % 1000 >= (kind == 2 ? chaos_hot : chaos_rate))
     return;
   if (chaos_only && !strstr(point, chaos_only))
     return;

@@ -47,10 +47,19 @@ static const isle_actor_type_t counter_type = {
 
 /* A few microseconds of nothing, varying by round, so that the racing
  * thread's steps land at different points of the parking worker's. */
-static void jitter(unsigned round) {
-  uint64_t until = support_now_ns() + (round * 7919u) % 60000u;
+static void jitter(unsigned round, unsigned max_ns) {
+  uint64_t until = support_now_ns() + (round * 7919u) % max_ns;
   while (support_now_ns() < until)
     ;
+}
+
+/* Rounds per test: about a millisecond each (a run started and ended). */
+static unsigned quiescence_rounds(void) {
+#if defined(SUPPORT_UNDER_TSAN)
+  return (unsigned)support_iters(300);
+#else
+  return (unsigned)support_iters(2000);
+#endif
 }
 
 /* ----- An outside thread: hold, send, release -------------------------- */
@@ -58,7 +67,7 @@ static void jitter(unsigned round) {
 static int busy_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
   (void)ctx;
   (void)state;
-  jitter((unsigned)support_payload(msg)->a * 13u);
+  jitter((unsigned)support_payload(msg)->a * 13u, 60000);
   return ISLE_CONTINUE;
 }
 
@@ -82,7 +91,8 @@ static void *outside_main(void *arg) {
     pthread_barrier_wait(&o->go);
     isle_runtime_hold(o->rt);
     WORKER_CHECK(isle_runtime_release(o->rt) == 0); /* the main one's */
-    jitter(r * 7u);
+    /* Up to 300 µs: past the ~100 µs a parking worker spins first. */
+    jitter(r * 7u, 300000);
     isle_msg_t *m = support_msg(MSG_HIT, r, 0);
     if (WORKER_CHECK(m != NULL) &&
         !WORKER_CHECK(isle_runtime_send(o->rt, o->to, m) == 0))
@@ -93,11 +103,7 @@ static void *outside_main(void *arg) {
 }
 
 static void test_quiescence_outside_hold_send_release(void **state) {
-#if defined(SUPPORT_UNDER_TSAN) || defined(SUPPORT_UNDER_ASAN)
-  unsigned rounds = (unsigned)support_iters(300);
-#else
-  unsigned rounds = (unsigned)support_iters(2000);
-#endif
+  unsigned rounds = quiescence_rounds();
   counter_t c = {0};
   outside_t o = {.rt = support_runtime(2, 0), .rounds = rounds};
   assert_int_equal(isle_runtime_spawn(o.rt, &counter_type, &c, &o.to), 0);
@@ -182,7 +188,7 @@ static int driver_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
                           .round = (unsigned)support_payload(msg)->a};
   isle_runtime_hold(rt);
   isle__loop_post(rt->workers[1 - me].loop, &d->round.cmd);
-  jitter(d->round.round);
+  jitter(d->round.round, 60000);
   return ISLE_CONTINUE;
 }
 
@@ -194,11 +200,7 @@ static const isle_actor_type_t driver_type = {
 };
 
 static void test_quiescence_io_callback_in_parked_worker(void **state) {
-#if defined(SUPPORT_UNDER_TSAN) || defined(SUPPORT_UNDER_ASAN)
-  unsigned rounds = (unsigned)support_iters(300);
-#else
-  unsigned rounds = (unsigned)support_iters(2000);
-#endif
+  unsigned rounds = quiescence_rounds();
   isle_runtime_config_t cfg;
   isle_runtime_config_init(&cfg);
   cfg.workers = 2;
