@@ -103,14 +103,19 @@ int isle_tcp_write(isle_runtime_t *rt, isle_conn_t conn, isle_msg_t *msg);
 
 /* Closes: `graceful` writes what is queued first and then sends FIN;
  * otherwise queued output is dropped. The owner gets ISLE_MSG_TCP_CLOSED.
- * 0, ISLE_EDEAD (closed already), ISLE_EINVAL, ISLE_ENOMEM. */
+ * A graceful close is bounded in time: if the peer has not taken the
+ * output within the listener's idle_ms (10 s when idle_ms is 0), or by an
+ * isle_io_shutdown deadline, or at isle_runtime_free, the connection is
+ * reset and CLOSED says ISLE_ESHUTDOWN. 0, ISLE_EDEAD (closed or closing
+ * already, or it ended while the call ran), ISLE_EINVAL, ISLE_ENOMEM. */
 int isle_tcp_close(isle_runtime_t *rt, isle_conn_t conn, bool graceful);
 
 /* Clean shutdown (say on SIGTERM, from a thread, not the handler): closes
  * every listener, tells every connection's owner ISLE_MSG_TCP_EOF (stop
- * reading; finish, then close), and closes what is still open after
- * deadline_ms. The runtime then becomes quiescent once the actors are
- * idle. 0 or ISLE_ENOMEM. */
+ * reading; finish, then close; after any DATA still on its way), and
+ * closes every connection still open after deadline_ms, graceful closes in
+ * progress included. The runtime then becomes quiescent once the actors
+ * are idle. 0 or ISLE_ENOMEM. */
 int isle_io_shutdown(isle_runtime_t *rt, uint32_t deadline_ms);
 
 /* The bytes of an ISLE_MSG_TCP_DATA message (NULL if it is not one);
