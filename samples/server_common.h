@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h> /* setrlimit: a descriptor per connection */
 
 typedef struct server_opts_s {
   isle_tcp_opts_t tcp;
@@ -102,6 +103,30 @@ static inline isle_heap_stats_t *server_heap_stats(size_t *n) {
   return hs;
 }
 
+/* The heaps' live and held bytes and live objects, summed over every
+ * thread heap (a remote free still on its way counts as live), leaving
+ * out the block these figures were read into. False without memory. */
+static inline bool server_heap_totals(uint64_t *live_bytes,
+                                      uint64_t *live_objects,
+                                      uint64_t *held_bytes) {
+  size_t n;
+  isle_heap_stats_t *hs = server_heap_stats(&n);
+  if (!hs)
+    return false;
+  uint64_t bytes = 0, objects = 0, held = 0;
+  for (size_t i = 0; i < n; i++) {
+    bytes += hs[i].live_bytes;
+    objects += hs[i].live_objects;
+    held += hs[i].held_bytes;
+  }
+  size_t own = isle_usable_size(hs);
+  *live_bytes = bytes >= own ? bytes - own : 0;
+  *live_objects = objects ? objects - 1 : 0;
+  *held_bytes = held;
+  isle_free(hs);
+  return true;
+}
+
 /* ----- The acceptor ------------------------------------------------------ */
 
 static const isle_actor_type_t *server_conn_type;
@@ -127,25 +152,71 @@ static const isle_actor_type_t server_acceptor_type = {
 /* ----- Signals ----------------------------------------------------------- */
 
 typedef struct server_signals_s {
+  const char *name;
   isle_runtime_t *rt;
   uint32_t shutdown_ms;
   sigset_t set;
 } server_signals_t;
 
-/* Waits for SIGINT or SIGTERM (blocked in every thread) and shuts the
- * server down: a thread, since isle_io_shutdown is not for handlers. */
+/* Prints the "stats" line (see the top of this file). */
+static inline void server_print_stats(const char *name, isle_runtime_t *rt) {
+  isle_runtime_stats_t st;
+  isle_runtime_stats(rt, &st);
+  uint64_t live = 0, objects = 0, held = 0;
+  server_heap_totals(&live, &objects, &held);
+  fprintf(stderr,
+          "%s: stats actors_live=%llu tcp_open=%llu tcp_accepted=%llu "
+          "messages=%llu live_bytes=%llu live_objects=%llu held_bytes=%llu\n",
+          name, (unsigned long long)st.actors_live,
+          (unsigned long long)st.tcp_open, (unsigned long long)st.tcp_accepted,
+          (unsigned long long)st.messages, (unsigned long long)live,
+          (unsigned long long)objects, (unsigned long long)held);
+}
+
+/* Waits for signals (blocked in every thread): SIGINT or SIGTERM shuts
+ * the server down (once), SIGUSR2 prints the stats line, SIGUSR1 (from
+ * main, once the run is over) ends the wait. A thread, since neither
+ * isle_io_shutdown nor stdio is for handlers. */
 static void *server_signal_thread(void *arg) {
   server_signals_t *s = arg;
-  int sig;
-  sigwait(&s->set, &sig);
-  if (sig == SIGUSR1)
-    return NULL; /* main says the run is over */
-  fprintf(stderr, "shutting down (signal %d)\n", sig);
-  isle_io_shutdown(s->rt, s->shutdown_ms);
-  return NULL;
+  bool shutting_down = false;
+  for (;;) {
+    int sig;
+    if (sigwait(&s->set, &sig) != 0)
+      return NULL;
+    if (sig == SIGUSR1)
+      return NULL;
+    if (sig == SIGUSR2) {
+      server_print_stats(s->name, s->rt);
+    } else if (!shutting_down) {
+      shutting_down = true;
+      fprintf(stderr, "shutting down (signal %d)\n", sig);
+      isle_io_shutdown(s->rt, s->shutdown_ms);
+    }
+  }
 }
 
 /* ----- Main -------------------------------------------------------------- */
+
+/* Raises the soft limit on open descriptors to what max_conns needs (as
+ * far as the hard limit allows), as Redis does for maxclients: at the
+ * usual 1,024 the server would run out at about a thousand connections
+ * (libuv then accepts and drops them). A failure leaves the limit as it
+ * was, which only lowers how many connections can be open. */
+static inline void server_raise_fd_limit(const char *name, uint32_t max_conns) {
+  struct rlimit rl;
+  rlim_t want = (rlim_t)(max_conns ? max_conns : 10000) + 64; /* io.h default */
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+    return;
+  rlim_t cur = rl.rlim_cur;
+  rl.rlim_cur =
+      rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+  if (rl.rlim_cur > cur && setrlimit(RLIMIT_NOFILE, &rl) != 0)
+    rl.rlim_cur = cur;
+  if (rl.rlim_cur < want)
+    fprintf(stderr, "%s: at most %llu open descriptors (hard limit)\n", name,
+            (unsigned long long)rl.rlim_cur);
+}
 
 /* Runs a server whose connections are actors of `conn_type` (spawned with
  * a `const isle_conn_t *` argument); `setup`, if not NULL, runs before
@@ -158,9 +229,11 @@ static inline int server_main(const char *name, const server_opts_t *o,
   sigaddset(&sig.set, SIGINT);
   sigaddset(&sig.set, SIGTERM);
   sigaddset(&sig.set, SIGUSR1);
+  sigaddset(&sig.set, SIGUSR2);
   /* Before any thread starts, so that every thread inherits the mask. */
   pthread_sigmask(SIG_BLOCK, &sig.set, NULL);
   signal(SIGPIPE, SIG_IGN);
+  server_raise_fd_limit(name, o->tcp.max_conns);
 
   isle_runtime_config_t cfg;
   isle_runtime_config_init(&cfg);
@@ -189,6 +262,7 @@ static inline int server_main(const char *name, const server_opts_t *o,
   printf("%s: listening on %s:%u\n", name,
          o->tcp.host ? o->tcp.host : "127.0.0.1", port);
   fflush(stdout);
+  sig.name = name;
   sig.rt = rt;
   sig.shutdown_ms = o->shutdown_ms;
   pthread_t sig_thread;
@@ -199,12 +273,17 @@ static inline int server_main(const char *name, const server_opts_t *o,
   isle_runtime_stats_t st;
   isle_runtime_stats(rt, &st);
   isle_runtime_free(rt);
+  /* What the threads freed for each other is taken in first. */
+  isle_heap_collect();
+  uint64_t live = 0, objects = 0, held = 0;
+  server_heap_totals(&live, &objects, &held);
   fprintf(stderr,
           "%s: %llu connections (%llu refused), %llu messages, %llu actors; "
-          "bye\n",
+          "heap %llu bytes in %llu objects live; bye\n",
           name, (unsigned long long)st.tcp_accepted,
           (unsigned long long)st.tcp_refused, (unsigned long long)st.messages,
-          (unsigned long long)st.spawned);
+          (unsigned long long)st.spawned, (unsigned long long)live,
+          (unsigned long long)objects);
   return rc ? 1 : 0;
 }
 

@@ -26,6 +26,10 @@
 #include "http_parse.h"
 
 #define MAX_FIELDS 64
+/* An input or output buffer that grew past this for one large burst
+ * (pipelined requests, a body) is freed once empty, not kept: else every
+ * keep-alive connection would hold the largest burst it ever saw. */
+#define KEEP_BYTES (64 * 1024)
 
 static http_limits_t limits;
 
@@ -53,6 +57,15 @@ static bool reserve(char **buf, size_t *cap, size_t need) {
   *buf = p;
   *cap = n;
   return true;
+}
+
+/* Frees *buf if it is empty and larger than KEEP_BYTES. */
+static void trim(char **buf, size_t len, size_t *cap) {
+  if (len == 0 && *cap > KEEP_BYTES) {
+    isle_free(*buf);
+    *buf = NULL;
+    *cap = 0;
+  }
 }
 
 /* Appends n bytes to the output of this read. */
@@ -145,6 +158,7 @@ static void flush(isle_ctx_t *ctx, conn_t *c) {
   isle_runtime_t *rt = isle_ctx_runtime(ctx);
   int rc = server_write(rt, c->conn, c->out, c->out_len);
   c->out_len = 0;
+  trim(&c->out, c->out_len, &c->out_cap);
   if (rc) { /* not reading its answers (EFULL), or no memory: give up */
     isle_tcp_close(rt, c->conn, false);
     c->closing = true;
@@ -205,6 +219,7 @@ static void on_data(isle_ctx_t *ctx, conn_t *c, const char *p, size_t n) {
     used = serve(ctx, c, c->in, c->in_len);
     memmove(c->in, c->in + used, c->in_len - used);
     c->in_len -= used;
+    trim(&c->in, c->in_len, &c->in_cap);
   }
   flush(ctx, c);
   if (c->closing)

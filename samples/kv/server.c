@@ -36,6 +36,10 @@ enum { MSG_COMMAND = 1, MSG_REPLY };
 #define MAX_PENDING 256 /* commands awaiting replies, per connection */
 #define MAX_SHARDS 64
 #define FLUSH_BYTES (16 * 1024) /* write early past this much output */
+/* A scratch buffer (input, output, a shard's reply) that grew past this
+ * for one large request is freed once empty, not kept: else every
+ * connection and shard would hold the largest it ever saw. */
+#define KEEP_BYTES (64 * 1024)
 
 static isle_ref_t shards[MAX_SHARDS];
 static size_t nshards;
@@ -143,6 +147,8 @@ static int shard_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
   memcpy(q + sizeof rw + 8 * npos, s->out.data, s->out.len);
   if (isle_ctx_reply(ctx, r) != 0)
     isle_msg_free(r); /* the connection has gone */
+  if (s->out.cap > KEEP_BYTES)
+    kv_buf_deinit(&s->out);
   return ISLE_CONTINUE;
 }
 
@@ -278,6 +284,8 @@ static void flush(isle_ctx_t *ctx, conn_t *c) {
     }
   }
   c->out.len = 0;
+  if (c->out.cap > KEEP_BYTES)
+    kv_buf_deinit(&c->out);
   if ((c->closing || c->eof) && c->count == 0 && !c->closed) {
     isle_tcp_close(rt, c->conn, true); /* after what is written */
     c->closed = true;                  /* CLOSED will end the actor */
@@ -388,8 +396,15 @@ static void serve(isle_ctx_t *ctx, conn_t *c) {
     if (argc)
       start_command(ctx, c, argv, argc);
   }
-  memmove(c->in, c->in + used, c->in_len - used);
-  c->in_len -= used;
+  if (used) { /* c->in may be NULL (nothing received since its trim) */
+    memmove(c->in, c->in + used, c->in_len - used);
+    c->in_len -= used;
+  }
+  if (c->in_len == 0 && c->in_cap > KEEP_BYTES) {
+    isle_free(c->in);
+    c->in = NULL;
+    c->in_cap = 0;
+  }
 }
 
 static int conn_init(isle_ctx_t *ctx, void *state, const void *arg) {
