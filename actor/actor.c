@@ -196,9 +196,12 @@ int isle__send(isle_runtime_t *rt, isle__worker_t *w, isle_ref_t from,
   uint64_t old_sender = msg->sender;
   msg->sender = from;
   bool was_idle = false;
+  isle_msg_t *borrowed = isle__msg_borrowed;
+  isle__msg_handed_on(msg); /* before the push: then it is the receiver's */
   int rc = isle__mbox_push(&s->mbox, msg, gen, &was_idle);
   if (rc) {
     msg->sender = old_sender; /* a refused message is returned untouched */
+    isle__msg_borrowed = borrowed;
     if (rc == ISLE_EDEAD)
       counter_inc(&rt->xdead_letters, 1);
     return rc;
@@ -347,7 +350,7 @@ void isle__actor_turn(isle__worker_t *w, isle__actor_t *a) {
   ctx->stop = false;
   ctx->stop_reason = 0;
   ctx->self_sent = false;
-  ctx->overloaded = ISLE_REF_NONE;
+  ctx->noverloaded = 0;
   isle__owner_add(&w->xturn_seq, 1);
   /* Relaxed: the stall monitor only wants a recent value. */
   atomic_store_explicit(&w->xturn_type, a->type->name ? a->type->name : "?",
@@ -364,23 +367,23 @@ void isle__actor_turn(isle__worker_t *w, isle__actor_t *a) {
     /* The runtime's messages first (one flag test on a line the take
      * just read): most are handled here and never reach receive. */
     if ((m->flags & ISLE__MSG_F_SYSTEM) && !isle__life_signal(ctx, m)) {
-      if (ctx->stop)
+      if (ctx->stop || ctx->noverloaded)
         break;
       continue;
     }
     ctx->current = m;
-    ctx->consumed = false;
     isle__msg_borrowed = m;
     reason = a->type->receive(ctx, a->state, m);
-    /* Not forwarded, kept or freed by the receive: the runtime frees it. */
-    if (!ctx->consumed && isle__msg_borrowed == m)
+    /* Not sent on (by any send), kept, handed to a timer or a write, or
+     * freed by the receive: the runtime frees it. */
+    if (isle__msg_borrowed == m)
       isle_free(m);
     isle__msg_borrowed = NULL;
     if (reason != ISLE_CONTINUE || ctx->stop)
       break;
     /* It sent to a backlogged actor: no more receives this turn, so that
      * what it adds past the high mark is one receive's sends (mute.c). */
-    if (ctx->overloaded)
+    if (ctx->noverloaded)
       break;
     /* An actor that works in chunks, a CONTINUE to itself between them,
      * gives way after each chunk when others wait (docs/runtime.md,
@@ -402,7 +405,7 @@ void isle__actor_turn(isle__worker_t *w, isle__actor_t *a) {
   /* Muted: held back even with nothing queued (a send to it must not
    * schedule it meanwhile, so it is not marked idle). Else it idles or,
    * with more messages (or one being linked), goes back to the queue. */
-  else if (!(ctx->overloaded && isle__mute(w, a, mb)) &&
+  else if (!(ctx->noverloaded && isle__mute(w, a, mb)) &&
            !isle__mbox_try_idle(mb))
     isle__sched_requeue(w, a);
   ctx->actor = NULL;
@@ -436,10 +439,7 @@ int isle_ctx_spawn(isle_ctx_t *ctx, const isle_actor_type_t *type,
 
 int isle_ctx_send(isle_ctx_t *ctx, isle_ref_t to, isle_msg_t *msg) {
   isle_ref_t self = ctx->actor ? ctx->actor->self : ISLE_REF_NONE;
-  int rc = isle__send(ctx->rt, ctx->worker, self, to, msg);
-  if (rc == 0 && msg == ctx->current)
-    ctx->consumed = true; /* forwarded: no longer ours to free */
-  return rc;
+  return isle__send(ctx->rt, ctx->worker, self, to, msg);
 }
 
 int isle_ctx_reply(isle_ctx_t *ctx, isle_msg_t *msg) {
@@ -449,7 +449,8 @@ int isle_ctx_reply(isle_ctx_t *ctx, isle_msg_t *msg) {
 }
 
 void isle_ctx_keep(isle_ctx_t *ctx) {
-  ctx->consumed = true;
+  if (ctx->current)
+    isle__msg_handed_on(ctx->current);
 }
 
 void isle_ctx_stop(isle_ctx_t *ctx) {

@@ -71,15 +71,17 @@ struct isle__actor_s {
   _Alignas(16) char state[];
 };
 
+#define ISLE__MUTE_ON 4u /* backlogged receivers a turn records (mute.c) */
+
 struct isle_ctx_s {
   isle_runtime_t *rt;
   isle__worker_t *worker; /* NULL outside the workers */
   isle__actor_t *actor;
   isle_msg_t *current;   /* the message being received, or NULL */
-  bool consumed;         /* current was sent on or kept */
   bool stop;             /* the actor ends after this callback */
   bool self_sent;        /* the actor sent itself a message this turn */
-  isle_ref_t overloaded; /* a backlogged actor it sent to (mute.c) */
+  unsigned noverloaded;  /* backlogged actors it sent to (mute.c) */
+  isle_ref_t overloaded[ISLE__MUTE_ON];
   int stop_reason;       /* with this reason (0: normal) */
 };
 
@@ -92,7 +94,8 @@ struct isle_ctx_s {
 
 typedef struct isle__muted_s {
   isle__actor_t *actor;
-  isle_ref_t on; /* the backlogged receiver */
+  unsigned non;
+  isle_ref_t on[ISLE__MUTE_ON]; /* the backlogged receivers */
 } isle__muted_t;
 
 /* A thief's view of one victim's ring (sched.c): its tail when the thief

@@ -1139,6 +1139,7 @@ int isle_tcp_write(isle_runtime_t *rt, isle_conn_t conn, isle_msg_t *msg) {
   w->conn = conn;
   w->msg = msg;
   w->offset = offset;
+  isle__msg_handed_on(msg); /* the loop's now, also if it is received */
   run_on(l, &w->base);
   return 0;
 }

@@ -15,10 +15,12 @@
  * and instead of going back to the run queue (or idling) the sender waits
  * in its worker's muted list. The worker looks at the list before each
  * turn (one load of each receiver's mailbox count) and lets a sender go
- * when
+ * when every receiver R it found at H in that turn (up to ISLE__MUTE_ON,
+ * 4, of them) has caught up:
  *   (a) R's backlog is down to L, or R has ended;
  *   (b) R is muted itself and its backlog is below H (R waits on another
  *       actor; this sender may add to R until the high mark again);
+ * or when
  *   (c) the sender's own backlog has reached H (others wait on it).
  * There is no time limit: a sender stays muted for as long as R is slow.
  *
@@ -28,7 +30,9 @@
  * backlog stays below H + the sum over its senders of what one receive of
  * each sends to R, whatever the run length, the worker count or the
  * machine's speed (R's messages of its current turn still count toward
- * the mark, which can only make a sender stop sooner). Sends
+ * the mark, which can only make a sender stop sooner), for a receive that
+ * finds at most four receivers at H at once (a fifth is not recorded, so
+ * it may gain one receive's sends per mute while the others drain). Sends
  * from outside the workers are not flow-controlled (mailbox capacity
  * bounds them), nor are a sender's while its own backlog is at H (rule
  * (c): its own senders are then muted instead).
@@ -54,8 +58,14 @@ static uint64_t high_mark(const isle__worker_t *w) {
 
 void isle__mute_note(isle__worker_t *w, isle_ref_t to, isle__mbox_t *mb) {
   uint64_t n = isle__mbox_backlog(mb, to >> 32);
-  if (n != UINT64_MAX && n >= high_mark(w))
-    w->ctx.overloaded = to;
+  if (n == UINT64_MAX || n < high_mark(w))
+    return;
+  isle_ctx_t *ctx = &w->ctx;
+  for (unsigned i = 0; i < ctx->noverloaded; i++)
+    if (ctx->overloaded[i] == to)
+      return;
+  if (ctx->noverloaded < ISLE__MUTE_ON)
+    ctx->overloaded[ctx->noverloaded++] = to;
 }
 
 /* Sets or clears a's MUTED flag. Relaxed: a hint for rule (b), re-read
@@ -79,21 +89,33 @@ bool isle__mute(isle__worker_t *w, isle__actor_t *a, isle__mbox_t *own) {
     w->muted = grown;
     w->muted_cap = cap;
   }
-  w->muted[w->nmuted++] =
-      (isle__muted_t){.actor = a, .on = w->ctx.overloaded};
+  isle__muted_t *m = &w->muted[w->nmuted++];
+  m->actor = a;
+  m->non = w->ctx.noverloaded;
+  for (unsigned i = 0; i < m->non; i++)
+    m->on[i] = w->ctx.overloaded[i];
   muted_flag(w, a, true);
   return true;
 }
 
-/* Whether the muted sender m may go (rules (a) to (c) above). */
-static bool may_go(isle__worker_t *w, const isle__muted_t *m) {
-  isle__slot_t *r = isle__slot_of(w->rt, m->on);
-  uint64_t n = isle__mbox_backlog(&r->mbox, m->on >> 32);
+/* Whether receiver `on` no longer holds a sender back: rules (a), (b). */
+static bool caught_up(isle__worker_t *w, isle_ref_t on) {
+  isle__slot_t *r = isle__slot_of(w->rt, on);
+  uint64_t n = isle__mbox_backlog(&r->mbox, on >> 32);
   if (n == UINT64_MAX || n <= (uint64_t)ISLE__MUTE_LOW * w->rt->cfg.batch)
     return true;
-  if (n < high_mark(w) && (atomic_load_explicit(&r->xflags,
-                                                memory_order_relaxed) &
-                           ISLE__SLOT_MUTED))
+  return n < high_mark(w) &&
+         (atomic_load_explicit(&r->xflags, memory_order_relaxed) &
+          ISLE__SLOT_MUTED);
+}
+
+/* Whether the muted sender m may go: every receiver it was muted on has
+ * caught up, or rule (c). */
+static bool may_go(isle__worker_t *w, const isle__muted_t *m) {
+  unsigned i = 0;
+  while (i < m->non && caught_up(w, m->on[i]))
+    i++;
+  if (i == m->non)
     return true;
   isle__mbox_t *own = &isle__slot_of(w->rt, m->actor->self)->mbox;
   return isle__mbox_backlog(own, m->actor->self >> 32) >= high_mark(w);

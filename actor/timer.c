@@ -358,6 +358,7 @@ int isle_timer_start(isle_runtime_t *rt, isle_ref_t target, isle_msg_t *msg,
      * the timer's next expiry. */
     atomic_fetch_or_explicit(&isle__slot_of(rt, target)->xflags,
                              ISLE__SLOT_TIMED, memory_order_seq_cst);
+    isle__msg_handed_on(msg); /* the timer's now, also if it is received */
     /* Under the lock: a cancel (or forget) is posted after this start. */
     isle__loop_post(l, &c->base);
   }

@@ -77,6 +77,14 @@ _Static_assert(sizeof(isle__mbox_t) == 40, "the core is 40 bytes");
  * a receive may free its message itself, e.g. after a failed send of it. */
 extern _Thread_local isle_msg_t *isle__msg_borrowed;
 
+/* `m` now belongs to someone else (sent, kept, queued for a timer or a
+ * write): if it is the borrowed message, the runtime must not free it.
+ * Call before handing it over, while it is still the caller's. */
+static inline void isle__msg_handed_on(isle_msg_t *m) {
+  if (m == isle__msg_borrowed)
+    isle__msg_borrowed = NULL;
+}
+
 /* A spin-wait hint (pause on x86), for loops that wait on another thread. */
 static inline void isle__cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

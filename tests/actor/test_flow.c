@@ -279,6 +279,96 @@ static void test_flow_backlog_bound_holds_for_any_run(void **state) {
   support_assert_heap_quiet();
 }
 
+/* ----- One receive that overloads two receivers -------------------------
+ *
+ * X's receive sends one message to a slow R1 (held at the high mark) and
+ * then a burst past the mark to a fast R2. Muted on R2 alone (as before
+ * the fix, which recorded only the last backlogged receiver), X was let
+ * go whenever R2 drained and added one more to R1 each time: R1 grew to
+ * 2,957 of 3,000 with H = 64. Muted on both, R1 stays at H + 1. */
+#define DUO_BATCH 4u
+#define DUO_H (16u * DUO_BATCH)
+#define DUO_SENDS 1000u
+
+typedef struct duo_s {
+  isle_ref_t r1, r2;
+  _Atomic uint64_t sent1, recv1, peak1;
+} duo_t;
+
+static int duo_slow_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
+  (void)ctx;
+  (void)msg;
+  usleep(100); /* sleeping: its worker is free for X and R2 meanwhile */
+  atomic_fetch_add(&(*(duo_t **)state)->recv1, 1);
+  return ISLE_CONTINUE;
+}
+
+static int duo_x_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
+  (void)msg;
+  duo_t *d = *(duo_t **)state;
+  if (atomic_load(&d->sent1) >= DUO_SENDS)
+    return ISLE_STOP;
+  isle_msg_t *a = support_msg(MSG_ITEM, 0, 0);
+  if (!WORKER_CHECK(a != NULL && isle_ctx_send(ctx, d->r1, a) == 0))
+    return ISLE_EPROTO;
+  uint64_t backlog = atomic_fetch_add(&d->sent1, 1) + 1 - atomic_load(&d->recv1);
+  if (backlog > atomic_load(&d->peak1))
+    atomic_store(&d->peak1, backlog);
+  for (unsigned i = 0; i < DUO_H + 8; i++) {
+    isle_msg_t *q = support_msg(MSG_ITEM, 0, 0);
+    if (!WORKER_CHECK(q != NULL && isle_ctx_send(ctx, d->r2, q) == 0))
+      return ISLE_EPROTO;
+  }
+  isle_msg_t *go = support_msg(MSG_GO, 0, 0);
+  if (!WORKER_CHECK(go != NULL && isle_ctx_send(ctx, isle_ctx_self(ctx), go) == 0))
+    return ISLE_EPROTO;
+  return ISLE_CONTINUE;
+}
+
+static int duo_fast_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
+  (void)ctx;
+  (void)state;
+  (void)msg;
+  return ISLE_CONTINUE;
+}
+
+static void test_flow_one_receive_overloading_two_receivers(void **state) {
+  isle_runtime_config_t cfg;
+  isle_runtime_config_init(&cfg);
+  cfg.workers = 2;
+  cfg.batch = DUO_BATCH;
+  isle_runtime_t *rt = NULL;
+  assert_int_equal(isle_runtime_new(&cfg, &rt), 0);
+  duo_t d;
+  memset(&d, 0, sizeof d);
+  static const isle_actor_type_t slow = {.name = "slow",
+                                         .state_size = sizeof(duo_t *),
+                                         .init = sink_init,
+                                         .receive = duo_slow_receive};
+  static const isle_actor_type_t fast = {.name = "fast",
+                                         .receive = duo_fast_receive};
+  static const isle_actor_type_t x = {.name = "x",
+                                      .state_size = sizeof(duo_t *),
+                                      .init = sink_init,
+                                      .receive = duo_x_receive};
+  assert_int_equal(isle_runtime_spawn(rt, &slow, &d, &d.r1), 0);
+  assert_int_equal(isle_runtime_spawn(rt, &fast, NULL, &d.r2), 0);
+  isle_ref_t xr = ISLE_REF_NONE;
+  assert_int_equal(isle_runtime_spawn(rt, &x, &d, &xr), 0);
+  for (unsigned i = 0; i < DUO_H / 2; i++) { /* R1 starts backlogged */
+    support_send(rt, d.r1, MSG_ITEM, 0, 0);
+    atomic_fetch_add(&d.sent1, 1);
+  }
+  support_send(rt, xr, MSG_GO, 0, 0);
+  assert_int_equal(isle_runtime_run(rt), 0);
+  support_assert_workers_ok();
+  fprintf(stderr, "R1's peak backlog %" PRIu64 " (bound %u)\n",
+          atomic_load(&d.peak1), DUO_H + 1);
+  assert_true(atomic_load(&d.peak1) <= DUO_H + 1);
+  assert_int_equal(isle_runtime_free(rt), 0);
+  support_assert_heap_quiet();
+}
+
 /* Two flooders aimed at each other's sinks is not a cycle; this is: each
  * actor floods the other and is flooded by it. Both are backlogged, so
  * neither is muted for long; the run must end with every message
@@ -404,6 +494,7 @@ int main(void) {
 #define T(fn) cmocka_unit_test_setup(fn, support_setup_baseline)
   const struct CMUnitTest tests[] = {
       T(test_flow_backlog_bound_holds_for_any_run),
+      T(test_flow_one_receive_overloading_two_receivers),
       T(test_flow_actors_flooding_each_other_finish),
       T(test_flow_sender_muted_on_an_ending_sink_goes_on),
       T(test_flow_stop_while_muted_loses_nothing),

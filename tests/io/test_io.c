@@ -459,15 +459,22 @@ static isle_conn_t rig_connect_buf(rig_t *r, int *fd, size_t nth_accept,
   return e.conn;
 }
 
-/* Queues `total` bytes of the pattern for `conn` in 64 KiB writes. */
+/* Queues `total` bytes (at most 16 MiB) of the pattern for `conn` in
+ * 64 KiB writes. The messages are filled first and then written in one
+ * burst: filling 4 MiB takes longer than a short idle_ms under TSan, and
+ * the connection, its output stalled, would time out between writes. */
 static void rig_write_pattern(rig_t *r, isle_conn_t conn, size_t total) {
   const size_t chunk = 64 * 1024;
-  for (size_t off = 0; off < total; off += chunk) {
-    isle_msg_t *m = isle_msg_new(7, chunk);
-    assert_non_null(m);
-    fill_pattern(isle_msg_data(m), off, chunk);
-    assert_int_equal(isle_tcp_write(r->rt, conn, m), 0);
+  isle_msg_t *m[256];
+  size_t n = 0;
+  for (size_t off = 0; off < total; off += chunk, n++) {
+    assert_true(n < 256);
+    m[n] = isle_msg_new(7, chunk);
+    assert_non_null(m[n]);
+    fill_pattern(isle_msg_data(m[n]), off, chunk);
   }
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(isle_tcp_write(r->rt, conn, m[i]), 0);
 }
 
 /* Waits until the connection's loop has taken a close of `conn` (the
