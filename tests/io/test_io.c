@@ -459,22 +459,34 @@ static isle_conn_t rig_connect_buf(rig_t *r, int *fd, size_t nth_accept,
   return e.conn;
 }
 
-/* Queues `total` bytes (at most 16 MiB) of the pattern for `conn` in
- * 64 KiB writes. The messages are filled first and then written in one
- * burst: filling 4 MiB takes longer than a short idle_ms under TSan, and
- * the connection, its output stalled, would time out between writes. */
-static void rig_write_pattern(rig_t *r, isle_conn_t conn, size_t total) {
-  const size_t chunk = 64 * 1024;
+/* `total` bytes (at most 16 MiB) of the pattern in 64 KiB messages. */
+typedef struct pattern_s {
   isle_msg_t *m[256];
-  size_t n = 0;
-  for (size_t off = 0; off < total; off += chunk, n++) {
-    assert_true(n < 256);
-    m[n] = isle_msg_new(7, chunk);
-    assert_non_null(m[n]);
-    fill_pattern(isle_msg_data(m[n]), off, chunk);
+  size_t n;
+} pattern_t;
+
+static void pattern_make(pattern_t *p, size_t total) {
+  const size_t chunk = 64 * 1024;
+  p->n = 0;
+  for (size_t off = 0; off < total; off += chunk, p->n++) {
+    assert_true(p->n < 256);
+    p->m[p->n] = isle_msg_new(7, chunk);
+    assert_non_null(p->m[p->n]);
+    fill_pattern(isle_msg_data(p->m[p->n]), off, chunk);
   }
-  for (size_t i = 0; i < n; i++)
-    assert_int_equal(isle_tcp_write(r->rt, conn, m[i]), 0);
+}
+
+/* Queues the pattern for `conn` in one burst of writes. */
+static void rig_write_made(rig_t *r, isle_conn_t conn, pattern_t *p) {
+  for (size_t i = 0; i < p->n; i++)
+    assert_int_equal(isle_tcp_write(r->rt, conn, p->m[i]), 0);
+}
+
+/* Queues `total` bytes of the pattern for `conn` in 64 KiB writes. */
+static void rig_write_pattern(rig_t *r, isle_conn_t conn, size_t total) {
+  pattern_t p;
+  pattern_make(&p, total);
+  rig_write_made(r, conn, &p);
 }
 
 /* Waits until the connection's loop has taken a close of `conn` (the
@@ -896,9 +908,14 @@ test_io_graceful_close_to_a_peer_that_never_reads_ends_after_idle_ms(
     const size_t total = 4u << 20; /* more than the kernel buffers take */
     isle_tcp_opts_t o = {.max_output = 2 * total, .idle_ms = idle};
     rig_spawn_and_listen(&r, &o);
+    /* Filled before the connection exists: filling 4 MiB takes longer
+     * than idle_ms under the sanitizers, and the connection, its output
+     * stalled, would time out before the close this test times. */
+    pattern_t p;
+    pattern_make(&p, total);
     int fd;
     isle_conn_t conn = rig_connect_buf(&r, &fd, 1, 4096);
-    rig_write_pattern(&r, conn, total);
+    rig_write_made(&r, conn, &p);
     uint64_t t0 = support_now_ns();
     assert_int_equal(isle_tcp_close(r.rt, conn, true), 0);
     ev_t c = probe_expect_within(&r.probe, ISLE_MSG_TCP_CLOSED, conn, 1,
