@@ -10,8 +10,8 @@
  *
  * Quiescence: the worker that parks last ends the run when, in this order,
  * it reads the holds word H1 with no hold taken, finds every ring, the
- * global queue and every worker's runnext empty, reads the holds word H2
- * equal to H1 and finds every worker still parked. Why that is enough: an
+ * global queue and every worker's runnext empty, finds every worker still
+ * parked and, last, reads the holds word H2 equal to H1. Why that is enough: an
  * actor with a message is in a queue, in a runnext, muted (its worker
  * does not park) or running (its worker is not parked). Work can appear
  * while the workers park only from a thread that is not running a turn:
@@ -73,10 +73,13 @@ static bool run_quiescent(isle_runtime_t *rt) {
   if (isle__sched_any_work(rt, true))
     return false;
   ISLE__CHAOS("park.after_scan");
-  if (atomic_load_explicit(&rt->xholds, memory_order_seq_cst) != h1)
+  if (atomic_load_explicit(&rt->xnparked, memory_order_seq_cst) !=
+      rt->nworkers)
     return false;
-  return atomic_load_explicit(&rt->xnparked, memory_order_seq_cst) ==
-         rt->nworkers;
+  ISLE__CHAOS("park.after_recount");
+  /* Last: a hold taken by a turn that ran between H1 and here changes it
+   * (tests/models/quiescence.pml, H2 before the recount, is the bad case). */
+  return atomic_load_explicit(&rt->xholds, memory_order_seq_cst) == h1;
 }
 
 /* Sleeps until woken; returns false when the run is over. */
