@@ -12,7 +12,7 @@ packages=(build-essential cmake pkg-config git libuv1-dev libck-dev
 # isle-prof (and the profile tests) parse JSON with jansson.
 packages+=(libjansson-dev)
 # The sample servers' tests (tests/servers) talk to them with real clients.
-packages+=(curl redis-tools)
+packages+=(curl redis-tools wrk) # wrk: the http soak (ctest -L soak)
 # Benchmark peers: mimalloc, jemalloc, tcmalloc; CAF for the actors suite.
 packages+=(libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev libcaf-dev)
 
