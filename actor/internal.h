@@ -77,12 +77,12 @@ struct isle_ctx_s {
   isle_runtime_t *rt;
   isle__worker_t *worker; /* NULL outside the workers */
   isle__actor_t *actor;
-  isle_msg_t *current;   /* the message being received, or NULL */
-  bool stop;             /* the actor ends after this callback */
-  bool self_sent;        /* the actor sent itself a message this turn */
-  unsigned noverloaded;  /* backlogged actors it sent to (mute.c) */
+  isle_msg_t *current;  /* the message being received, or NULL */
+  bool stop;            /* the actor ends after this callback */
+  bool self_sent;       /* the actor sent itself a message this turn */
+  unsigned noverloaded; /* backlogged actors it sent to (mute.c) */
   isle_ref_t overloaded[ISLE__MUTE_ON];
-  int stop_reason;       /* with this reason (0: normal) */
+  int stop_reason; /* with this reason (0: normal) */
 };
 
 /* Flow control (mute.c): an actor that sent to one whose backlog reached

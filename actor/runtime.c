@@ -60,7 +60,8 @@ static void poll_io(isle__worker_t *w) {
     uv_run(&w->loop->uv, UV_RUN_NOWAIT);
 }
 
-#define HOLD_ONE (UINT64_C(1) | UINT64_C(1) << 32) /* one more, one more ever */
+#define HOLD_ONE (UINT64_C(1) | UINT64_C(1) << 32) /* one more, one more ever  \
+                                                    */
 #define HOLD_COUNT(v) ((uint32_t)(v))
 
 /* Whether the run is over, for the worker that parked last (see
@@ -73,8 +74,7 @@ static bool run_quiescent(isle_runtime_t *rt) {
   if (isle__sched_any_work(rt, true))
     return false;
   ISLE__CHAOS("park.after_scan");
-  if (atomic_load_explicit(&rt->xnparked, memory_order_seq_cst) !=
-      rt->nworkers)
+  if (atomic_load_explicit(&rt->xnparked, memory_order_seq_cst) != rt->nworkers)
     return false;
   ISLE__CHAOS("park.after_recount");
   /* Last: a hold taken by a turn that ran between H1 and here changes it

@@ -25,7 +25,7 @@ static uint32_t chaos_hot = 300; /* per mille, hot points */
 static const char *chaos_only;
 static _Atomic uint32_t chaos_threads; /* threads that reached a point */
 
-static _Thread_local uint64_t tls_rng;  /* 0: not seeded yet */
+static _Thread_local uint64_t tls_rng; /* 0: not seeded yet */
 
 static void chaos_setup(void) {
   const char *s = getenv("ISLE_CHAOS_SEED");
@@ -71,8 +71,8 @@ void isle__chaos(const char *point, _Atomic uint32_t *site) {
     int saved = errno;
     pthread_once(&chaos_once, chaos_setup);
     /* Relaxed: only distinct ordinals are needed. */
-    uint32_t n = atomic_fetch_add_explicit(&chaos_threads, 1,
-                                           memory_order_relaxed);
+    uint32_t n =
+        atomic_fetch_add_explicit(&chaos_threads, 1, memory_order_relaxed);
     tls_rng = (chaos_seed + 1) * 0x2545f4914f6cdd1du + n;
     errno = saved;
   }

@@ -226,8 +226,7 @@ static void crowd_run(crowd_t *c, unsigned workers, unsigned producers,
   c->producers = producers;
   c->per_producer = total / producers;
   c->rt = support_runtime(workers, 0);
-  assert_int_equal(isle_runtime_spawn(c->rt, &crowd_sink_type, c, &c->sink),
-                   0);
+  assert_int_equal(isle_runtime_spawn(c->rt, &crowd_sink_type, c, &c->sink), 0);
   for (unsigned i = 0; i < producers; i++) {
     producer_t p = {.c = c, .index = i};
     isle_ref_t r = ISLE_REF_NONE;
@@ -269,8 +268,8 @@ static void test_flow_backlog_bound_holds_for_any_run(void **state) {
                 "%u producer(s), %u worker(s), %" PRIu64
                 " messages: peak backlog %" PRIu64 " (bound %" PRIu64
                 "), peak heap growth %" PRIu64 " B (bound %" PRIu64 ")\n",
-                producers, workers, total, c.peak_backlog, bound,
-                c.peak_in_use, bytes_bound);
+                producers, workers, total, c.peak_backlog, bound, c.peak_in_use,
+                bytes_bound);
         assert_true(c.peak_backlog <= bound);
         assert_true(c.peak_in_use <= bytes_bound);
       }
@@ -311,7 +310,8 @@ static int duo_x_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
   isle_msg_t *a = support_msg(MSG_ITEM, 0, 0);
   if (!WORKER_CHECK(a != NULL && isle_ctx_send(ctx, d->r1, a) == 0))
     return ISLE_EPROTO;
-  uint64_t backlog = atomic_fetch_add(&d->sent1, 1) + 1 - atomic_load(&d->recv1);
+  uint64_t backlog =
+      atomic_fetch_add(&d->sent1, 1) + 1 - atomic_load(&d->recv1);
   if (backlog > atomic_load(&d->peak1))
     atomic_store(&d->peak1, backlog);
   for (unsigned i = 0; i < DUO_H + 8; i++) {
@@ -320,7 +320,8 @@ static int duo_x_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
       return ISLE_EPROTO;
   }
   isle_msg_t *go = support_msg(MSG_GO, 0, 0);
-  if (!WORKER_CHECK(go != NULL && isle_ctx_send(ctx, isle_ctx_self(ctx), go) == 0))
+  if (!WORKER_CHECK(go != NULL &&
+                    isle_ctx_send(ctx, isle_ctx_self(ctx), go) == 0))
     return ISLE_EPROTO;
   return ISLE_CONTINUE;
 }

@@ -45,8 +45,8 @@ static int bouncer_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
   } else if (b->what == REDIRECT_FROM_OUTSIDE_API) {
     /* Any send hands it on, not only isle_ctx_send (before, the runtime
      * freed it after this one too: a use after free at the receiver). */
-    if (WORKER_CHECK(isle_runtime_send(isle_ctx_runtime(ctx), b->alive,
-                                       msg) == 0))
+    if (WORKER_CHECK(isle_runtime_send(isle_ctx_runtime(ctx), b->alive, msg) ==
+                     0))
       atomic_fetch_add(&b->redirected, 1);
   }
   return ISLE_CONTINUE;

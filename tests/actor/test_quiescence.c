@@ -156,8 +156,7 @@ static void io_round_run(isle__cmd_t *c, isle__loop_t *l) {
   io_round_t *r = (io_round_t *)c;
   isle_msg_t *m = support_msg(MSG_HIT, r->round, 0);
   if (WORKER_CHECK(m != NULL) &&
-      !WORKER_CHECK(isle__send(r->rt, l->worker, ISLE_REF_NONE, r->to, m) ==
-                    0))
+      !WORKER_CHECK(isle__send(r->rt, l->worker, ISLE_REF_NONE, r->to, m) == 0))
     isle_msg_free(m);
   WORKER_CHECK(isle_runtime_release(r->rt) == 0);
 }
@@ -210,8 +209,7 @@ static void test_quiescence_io_callback_in_parked_worker(void **state) {
   counter_t c = {0};
   isle_ref_t counter = ISLE_REF_NONE, driver = ISLE_REF_NONE;
   assert_int_equal(isle_runtime_spawn(rt, &counter_type, &c, &counter), 0);
-  assert_int_equal(isle_runtime_spawn(rt, &driver_type, &counter, &driver),
-                   0);
+  assert_int_equal(isle_runtime_spawn(rt, &driver_type, &counter, &driver), 0);
   unsigned lost = 0;
   for (unsigned r = 0; r < rounds; r++) {
     support_send(rt, driver, MSG_GO, r, 0);
