@@ -3,7 +3,7 @@
  * A Promela model of the mailbox's push, pop and close (mailbox/mailbox.c:
  * isle__mbox_push, isle__mbox_take, isle__mbox_taken, isle__mbox_try_idle,
  * isle__mbox_close and the public pop / pop_batch over them), checked with
- * spin by spin_check.sh (ctest: mailbox_spin).
+ * spin by tests/models/spin_check.sh (ctest: mailbox_spin*).
  *
  * The run: NPROD producers push NMSG messages each; one consumer behaves
  * as the runtime will: it is scheduled by the push that reports was_empty
@@ -81,7 +81,7 @@
  *
  * Configurations (spin -D...): the default is 2 producers x 2 messages;
  * -DTHREE is 3 producers x 1 message; -DCAPACITY=k adds a capacity.
- * spin_check.sh checks the default, -DTHREE and -DCAPACITY=1.
+ * tests/mailbox/CMakeLists.txt checks the default, -DTHREE and -DCAPACITY=1.
  */
 
 #ifdef THREE
