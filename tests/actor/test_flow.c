@@ -7,8 +7,8 @@
  *
  * The flooder sends CHUNK messages per receive to its target and a
  * CONTINUE to itself, until it has sent `total`; the sink counts what it
- * gets (in order) and may stop after `stop_after`. The flooder records the
- * largest backlog it saw after a chunk (sent - received).
+ * gets (in order) and may stop after `stop_after`. The bound tests below
+ * have producers and sinks of their own that measure the backlog.
  */
 #define _GNU_SOURCE
 #include "support.h"
@@ -22,10 +22,22 @@ typedef struct flood_s {
   uint64_t total;      /* messages the flooder sends */
   uint64_t stop_after; /* the sink stops after this many (0: never) */
   unsigned sink_busy_us;
-  _Atomic uint64_t sent, refused, received, max_backlog;
+  _Atomic uint64_t sent, refused, received;
   _Atomic uint64_t out_of_order;
   isle_ref_t sink;
 } flood_t;
+
+/* Sends the actor itself the next GO (the chunked sender's CONTINUE). */
+static int go_on(isle_ctx_t *ctx) {
+  isle_msg_t *go = support_msg(MSG_GO, 0, 0);
+  if (!WORKER_CHECK(go != NULL))
+    return ISLE_ENOMEM;
+  if (!WORKER_CHECK(isle_ctx_send(ctx, isle_ctx_self(ctx), go) == 0)) {
+    isle_msg_free(go);
+    return ISLE_EPROTO;
+  }
+  return ISLE_CONTINUE;
+}
 
 typedef struct flooder_s {
   flood_t *f;
@@ -56,19 +68,9 @@ static int flooder_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
       atomic_fetch_add(&f->refused, 1);
     }
   }
-  uint64_t backlog = atomic_load(&f->sent) - atomic_load(&f->received);
-  if (backlog > atomic_load(&f->max_backlog))
-    atomic_store(&f->max_backlog, backlog);
   if (fl->next == f->total)
     return ISLE_STOP;
-  isle_msg_t *go = support_msg(MSG_GO, 0, 0);
-  if (!WORKER_CHECK(go != NULL))
-    return ISLE_ENOMEM;
-  if (!WORKER_CHECK(isle_ctx_send(ctx, isle_ctx_self(ctx), go) == 0)) {
-    isle_msg_free(go);
-    return ISLE_EPROTO;
-  }
-  return ISLE_CONTINUE;
+  return go_on(ctx);
 }
 
 static int sink_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
@@ -170,14 +172,7 @@ static int producer_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
   }
   if (p->sent == c->per_producer)
     return ISLE_STOP;
-  isle_msg_t *go = support_msg(MSG_GO, 0, 0);
-  if (!WORKER_CHECK(go != NULL))
-    return ISLE_ENOMEM;
-  if (!WORKER_CHECK(isle_ctx_send(ctx, isle_ctx_self(ctx), go) == 0)) {
-    isle_msg_free(go);
-    return ISLE_EPROTO;
-  }
-  return ISLE_CONTINUE;
+  return go_on(ctx);
 }
 
 static int crowd_sink_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
@@ -319,11 +314,7 @@ static int duo_x_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
     if (!WORKER_CHECK(q != NULL && isle_ctx_send(ctx, d->r2, q) == 0))
       return ISLE_EPROTO;
   }
-  isle_msg_t *go = support_msg(MSG_GO, 0, 0);
-  if (!WORKER_CHECK(go != NULL &&
-                    isle_ctx_send(ctx, isle_ctx_self(ctx), go) == 0))
-    return ISLE_EPROTO;
-  return ISLE_CONTINUE;
+  return go_on(ctx);
 }
 
 static int duo_fast_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
