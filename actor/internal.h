@@ -51,7 +51,6 @@ typedef struct isle__slot_s {
 
 #define ISLE__SLOT_NAMED 1u /* a name may be registered for the occupant */
 #define ISLE__SLOT_TIMED 2u /* a timer may target the occupant */
-#define ISLE__SLOT_MUTED 4u /* the occupant is muted (mute.c) */
 
 /* Message flags of the actor layer (above the mailbox's bits 0..7):
  * SYSTEM marks the runtime's own messages (life.c), which the turn looks
@@ -87,8 +86,8 @@ struct isle_ctx_s {
 
 /* Flow control (mute.c): an actor that sent to one whose backlog reached
  * ISLE__MUTE_HIGH turns ends its turn and is held back until the backlog
- * falls to ISLE__MUTE_LOW turns (or the receiver is gone, or is muted
- * itself below the high mark, or the sender's own backlog reaches it). */
+ * falls to ISLE__MUTE_LOW turns (or the receiver is gone, or the
+ * sender's own backlog reaches the high mark). */
 #define ISLE__MUTE_HIGH 16u /* x batch messages */
 #define ISLE__MUTE_LOW 4u   /* x batch messages */
 

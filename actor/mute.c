@@ -15,18 +15,15 @@
  * and instead of going back to the run queue (or idling) the sender waits
  * in its worker's muted list. The worker looks at the list before each
  * turn (one load of each receiver's mailbox count) and lets a sender go
- * when every receiver R it found at H in that turn (up to ISLE__MUTE_ON,
- * 4, of them) has caught up:
- *   (a) R's backlog is down to L, or R has ended;
- *   (b) R is muted itself and its backlog is below H (R waits on another
- *       actor; this sender may add to R until the high mark again);
- * or when
- *   (c) the sender's own backlog has reached H (others wait on it).
+ * when
+ *   (a) every receiver R it found at H in that turn (up to ISLE__MUTE_ON,
+ *       4, of them) is down to L or has ended; or
+ *   (b) the sender's own backlog has reached H (others wait on it).
  * There is no time limit: a sender stays muted for as long as R is slow.
  *
  * The bound (docs/runtime.md): a sender whose own backlog is below H adds
  * to R, past H, at most what one of its receives sends to R, and nothing
- * while muted; released by (a) or (b) it starts again below H. So R's
+ * while muted; released by (a) it starts again at L. So R's
  * backlog stays below H + the sum over its senders of what one receive of
  * each sends to R, whatever the run length, the worker count or the
  * machine's speed (R's messages of its current turn still count toward
@@ -35,19 +32,26 @@
  * it may gain one receive's sends per mute while the others drain). Sends
  * from outside the workers are not flow-controlled (mailbox capacity
  * bounds them), nor are a sender's while its own backlog is at H (rule
- * (c): its own senders are then muted instead).
+ * (b): its own senders stay muted until it is down to L).
  *
- * Why this cannot deadlock: a muted sender X waits on R only while R has
- * messages, so R is scheduled. If R is running or queued, it runs and
- * drains. If R is muted on S and below H, X goes by (b); if R is muted at
- * H or more, R goes by (c). So in any cycle of waits someone runs. A
- * receiver always drains: isle has no selective receive.
+ * Why this cannot deadlock: X is muted only on receivers whose backlog
+ * is at H or more when the mute is decided (isle__mute looks again: one
+ * that was at H at the send may have drained since, and be muted on X),
+ * and only R's own turns lower it. Take the muted actor X whose mute
+ * is the latest. Each of its receivers R has not run since (had it run and
+ * then been muted, that mute would be later), so R is still at H or more:
+ * it is queued or running (an actor at H is never muted, and one muted
+ * before reaching H goes by rule (b)), or it has ended and X goes by (a).
+ * So someone always runs, and a receiver always drains: isle has no
+ * selective receive. A rule that let X go while R is muted below H, tried
+ * first, broke the bound in a relay X -> R -> S: X refilled R to H, which
+ * let R go by (b), and R fed S a receive's worth each round for as long as
+ * the run lasted.
  *
  * Muted actors are still scheduled as far as their mailboxes know: a
  * worker with muted actors does not park, and a stopping worker hands
  * them to the global queue. Only the actor running on a worker notes and
- * is muted there, so the list needs no lock; the slot's MUTED flag, which
- * others read for (b), is a hint set and cleared by that worker.
+ * is muted there, so the list needs no lock.
  */
 #include "internal.h"
 #include "isle/heap.h"
@@ -68,19 +72,9 @@ void isle__mute_note(isle__worker_t *w, isle_ref_t to, isle__mbox_t *mb) {
     ctx->overloaded[ctx->noverloaded++] = to;
 }
 
-/* Sets or clears a's MUTED flag. Relaxed: a hint for rule (b), re-read
- * before every turn of the worker that muted the sender. */
-static void muted_flag(isle__worker_t *w, isle__actor_t *a, bool on) {
-  _Atomic uint32_t *flags = &isle__slot_of(w->rt, a->self)->xflags;
-  if (on)
-    atomic_fetch_or_explicit(flags, ISLE__SLOT_MUTED, memory_order_relaxed);
-  else
-    atomic_fetch_and_explicit(flags, ~ISLE__SLOT_MUTED, memory_order_relaxed);
-}
-
 bool isle__mute(isle__worker_t *w, isle__actor_t *a, isle__mbox_t *own) {
   if (isle__mbox_backlog(own, a->self >> 32) >= high_mark(w))
-    return false; /* others wait on a: rule (c) */
+    return false; /* others wait on a: rule (b) */
   if (w->nmuted == w->muted_cap) {
     unsigned cap = w->muted_cap ? 2 * w->muted_cap : 16;
     isle__muted_t *grown = isle_realloc(w->muted, sizeof *grown * cap);
@@ -89,28 +83,30 @@ bool isle__mute(isle__worker_t *w, isle__actor_t *a, isle__mbox_t *own) {
     w->muted = grown;
     w->muted_cap = cap;
   }
-  isle__muted_t *m = &w->muted[w->nmuted++];
+  /* Only the receivers still at H now: one that drained since the send
+   * may already be muted on a (see why this cannot deadlock, above). */
+  isle__muted_t *m = &w->muted[w->nmuted];
   m->actor = a;
-  m->non = w->ctx.noverloaded;
-  for (unsigned i = 0; i < m->non; i++)
-    m->on[i] = w->ctx.overloaded[i];
-  muted_flag(w, a, true);
+  m->non = 0;
+  for (unsigned i = 0; i < w->ctx.noverloaded; i++) {
+    isle_ref_t r = w->ctx.overloaded[i];
+    uint64_t n = isle__mbox_backlog(&isle__slot_of(w->rt, r)->mbox, r >> 32);
+    if (n != UINT64_MAX && n >= high_mark(w))
+      m->on[m->non++] = r;
+  }
+  if (!m->non)
+    return false;
+  w->nmuted++;
   return true;
 }
 
-/* Whether receiver `on` no longer holds a sender back: rules (a), (b). */
+/* Whether receiver `on` is down to L or has ended. */
 static bool caught_up(isle__worker_t *w, isle_ref_t on) {
-  isle__slot_t *r = isle__slot_of(w->rt, on);
-  uint64_t n = isle__mbox_backlog(&r->mbox, on >> 32);
-  if (n == UINT64_MAX || n <= (uint64_t)ISLE__MUTE_LOW * w->rt->cfg.batch)
-    return true;
-  return n < high_mark(w) &&
-         (atomic_load_explicit(&r->xflags, memory_order_relaxed) &
-          ISLE__SLOT_MUTED);
+  uint64_t n = isle__mbox_backlog(&isle__slot_of(w->rt, on)->mbox, on >> 32);
+  return n == UINT64_MAX || n <= (uint64_t)ISLE__MUTE_LOW * w->rt->cfg.batch;
 }
 
-/* Whether the muted sender m may go: every receiver it was muted on has
- * caught up, or rule (c). */
+/* Whether the muted sender m may go: rule (a) or (b). */
 static bool may_go(isle__worker_t *w, const isle__muted_t *m) {
   unsigned i = 0;
   while (i < m->non && caught_up(w, m->on[i]))
@@ -130,7 +126,6 @@ void isle__mute_release(isle__worker_t *w, bool all) {
     }
     isle__actor_t *a = m->actor;
     *m = w->muted[--w->nmuted];
-    muted_flag(w, a, false);
     ISLE__CHAOS("mute.release");
     if (all)
       isle__sched_global(w->rt, a);
