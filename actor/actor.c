@@ -196,12 +196,9 @@ int isle__send(isle_runtime_t *rt, isle__worker_t *w, isle_ref_t from,
   uint64_t old_sender = msg->sender;
   msg->sender = from;
   bool was_idle = false;
-  isle_msg_t *borrowed = isle__msg_borrowed;
-  isle__msg_handed_on(msg); /* before the push: then it is the receiver's */
   int rc = isle__mbox_push(&s->mbox, msg, gen, &was_idle);
   if (rc) {
     msg->sender = old_sender; /* a refused message is returned untouched */
-    isle__msg_borrowed = borrowed;
     if (rc == ISLE_EDEAD)
       counter_inc(&rt->xdead_letters, 1);
     return rc;

@@ -129,6 +129,7 @@ int isle__mbox_push(isle__mbox_t *mb, isle_msg_t *msg, uint64_t epoch,
     atomic_fetch_sub_explicit(&mb->xcount, 1, memory_order_release);
     return dead ? ISLE_EDEAD : ISLE_EFULL;
   }
+  isle__msg_handed_on(msg); /* accepted: the consumer's from the link on */
   uintptr_t prev = link_at_head(mb, &msg->link);
   if (was_idle)
     *was_idle = prev & IDLE;

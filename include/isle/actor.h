@@ -12,9 +12,9 @@
  * runtime; a failed send (ISLE_EDEAD, ISLE_EFULL, ...) leaves it with the
  * caller, who may retry, redirect or free it. A receive function borrows
  * its message until it returns; the runtime then frees it, unless the
- * function sent it on (by any send; forwarding is zero-copy), handed it to
- * a timer or a TCP write, kept it (isle_ctx_keep) or freed it
- * (isle_msg_free). So when a send of the message being
+ * function sent it on (by any send, or a push into an isle_mailbox_t;
+ * forwarding is zero-copy), handed it to a timer or a TCP write, kept it
+ * (isle_ctx_keep) or freed it (isle_msg_free). So when a send of the message being
  * received fails, the receive may retry, redirect, free it or leave it:
  * each is correct, none frees it twice.
  *

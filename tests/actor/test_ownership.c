@@ -16,12 +16,19 @@
 #include "isle/lifecycle.h"
 
 enum { MSG_WORK = 1 };
-enum { LEAVE_IT = 0, FREE_IT, REDIRECT_IT, REDIRECT_FROM_OUTSIDE_API };
+enum {
+  LEAVE_IT = 0,
+  FREE_IT,
+  REDIRECT_IT,
+  REDIRECT_FROM_OUTSIDE_API,
+  PUSH_INTO_A_MAILBOX
+};
 
 typedef struct bouncer_s {
-  int what;         /* what the receive does after the failed send */
-  isle_ref_t dead;  /* a handle whose actor has ended */
-  isle_ref_t alive; /* where REDIRECT_IT sends it */
+  int what;            /* what the receive does after the failed send */
+  isle_ref_t dead;     /* a handle whose actor has ended */
+  isle_ref_t alive;    /* where REDIRECT_IT sends it */
+  isle_mailbox_t *box; /* where PUSH_INTO_A_MAILBOX pushes it */
   _Atomic uint64_t refused, redirected;
 } bouncer_t;
 
@@ -47,6 +54,11 @@ static int bouncer_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
      * freed it after this one too: a use after free at the receiver). */
     if (WORKER_CHECK(isle_runtime_send(isle_ctx_runtime(ctx), b->alive, msg) ==
                      0))
+      atomic_fetch_add(&b->redirected, 1);
+  } else if (b->what == PUSH_INTO_A_MAILBOX) {
+    /* Before, the runtime freed it after this too: the mailbox held a
+     * freed block. */
+    if (WORKER_CHECK(isle_mailbox_push_mpsc(b->box, msg, NULL) == 0))
       atomic_fetch_add(&b->redirected, 1);
   }
   return ISLE_CONTINUE;
@@ -80,9 +92,10 @@ static const isle_actor_type_t stopper_type = {.name = "stopper",
                                                .receive = stop_receive};
 
 static void test_ownership_failed_send_of_own_message(void **state) {
-  for (int what = LEAVE_IT; what <= REDIRECT_FROM_OUTSIDE_API; what++) {
+  for (int what = LEAVE_IT; what <= PUSH_INTO_A_MAILBOX; what++) {
     isle_runtime_t *rt = support_runtime(2, 0);
     bouncer_t b = {.what = what};
+    assert_int_equal(isle_mailbox_new(0, &b.box), 0);
     assert_int_equal(isle_runtime_spawn(rt, &stopper_type, NULL, &b.dead), 0);
     support_send(rt, b.dead, MSG_WORK, 0, 0);
     assert_int_equal(isle_runtime_run(rt), 0); /* b.dead has ended */
@@ -96,6 +109,10 @@ static void test_ownership_failed_send_of_own_message(void **state) {
     assert_int_equal(atomic_load(&b.refused), 100);
     assert_int_equal(atomic_load(&b.redirected), what >= REDIRECT_IT ? 100 : 0);
     assert_int_equal(isle_runtime_free(rt), 0);
+    size_t in_box = 0;
+    assert_int_equal(isle_mailbox_close_local(b.box, &in_box), 0);
+    assert_int_equal(in_box, what == PUSH_INTO_A_MAILBOX ? 100 : 0);
+    isle_mailbox_free(b.box);
     support_assert_heap_quiet();
   }
 }
