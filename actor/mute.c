@@ -37,13 +37,14 @@
  * Why this cannot deadlock: X is muted only on receivers whose backlog
  * is at H or more when the mute is decided (isle__mute looks again: one
  * that was at H at the send may have drained since, and be muted on X),
- * and only R's own turns lower it. Take the muted actor X whose mute
- * is the latest. Each of its receivers R has not run since (had it run and
- * then been muted, that mute would be later), so R is still at H or more:
- * it is queued or running (an actor at H is never muted, and one muted
- * before reaching H goes by rule (b)), or it has ended and X goes by (a).
- * So someone always runs, and a receiver always drains: isle has no
- * selective receive. A rule that let X go while R is muted below H, tried
+ * and only R's own turns lower it (a seq_cst fence at each mute puts the
+ * mutes in one order, in which a later one sees an earlier one's turn).
+ * Take the muted actor X whose mute is the latest. Each of its receivers R has
+ * not run since (had it run and then been muted, that mute would be later), so
+ * R is still at H or more: it is queued or running (an actor at H is never
+ * muted, and one muted before reaching H goes by rule (b)), or it has ended and
+ * X goes by (a). So someone always runs, and a receiver always drains: isle has
+ * no selective receive. A rule that let X go while R is muted below H, tried
  * first, broke the bound in a relay X -> R -> S: X refilled R to H, which
  * let R go by (b), and R fed S a receive's worth each round for as long as
  * the run lasted.
@@ -73,6 +74,12 @@ void isle__mute_note(isle__worker_t *w, isle_ref_t to, isle__mbox_t *mb) {
 }
 
 bool isle__mute(isle__worker_t *w, isle__actor_t *a, isle__mbox_t *own) {
+  /* Pairs with the same fence in a receiver's isle__mute: its turn's
+   * taken count (a plain store) comes before its look at us, ours before
+   * our look at it, so two actors muting on each other at once cannot
+   * both read the other's backlog from before its turn (Dekker). The
+   * no-deadlock argument needs the mutes in one order. */
+  atomic_thread_fence(memory_order_seq_cst);
   if (isle__mbox_backlog(own, a->self >> 32) >= high_mark(w))
     return false; /* others wait on a: rule (b) */
   if (w->nmuted == w->muted_cap) {

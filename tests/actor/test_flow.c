@@ -457,6 +457,62 @@ static void test_flow_relay_keeps_the_last_receiver_bounded(void **state) {
   support_assert_heap_quiet();
 }
 
+/* ----- Two actors muting on each other at once -------------------------
+ *
+ * Each of two actors forwards its message to the other, seeded with H - 1
+ * each (the total never changes). Both turns push the other to H and mute
+ * at the same moment; without a fence between a turn's taken count and
+ * its look at the receiver, both read the other's backlog from before its
+ * turn and both stay muted below H for ever: 6 of 6 runs hung with batch
+ * 4 on two workers (review). A deadline catches a hang. */
+#define PAIR_ROUNDS 200000u
+
+typedef struct pair_s {
+  isle_ref_t peer[2];
+  _Atomic uint64_t receives;
+} pair_t;
+
+static int pair_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
+  pair_t *p = *(pair_t **)state;
+  if (atomic_fetch_add(&p->receives, 1) >= PAIR_ROUNDS)
+    return ISLE_CONTINUE; /* freed: the ring winds down */
+  isle_ref_t self = isle_ctx_self(ctx);
+  isle_ref_t to = self == p->peer[0] ? p->peer[1] : p->peer[0];
+  if (!WORKER_CHECK(isle_ctx_send(ctx, to, msg) == 0))
+    return ISLE_EPROTO;
+  return ISLE_CONTINUE;
+}
+
+static void test_flow_two_actors_muting_on_each_other_go_on(void **state) {
+  static const isle_actor_type_t pair_type = {.name = "pair",
+                                              .state_size = sizeof(pair_t *),
+                                              .init = sink_init,
+                                              .receive = pair_receive};
+  for (unsigned round = 0; round < 4; round++) {
+    isle_runtime_config_t cfg;
+    isle_runtime_config_init(&cfg);
+    cfg.workers = 2;
+    cfg.batch = DUO_BATCH;
+    isle_runtime_t *rt = NULL;
+    assert_int_equal(isle_runtime_new(&cfg, &rt), 0);
+    pair_t p;
+    memset(&p, 0, sizeof p);
+    for (int i = 0; i < 2; i++)
+      assert_int_equal(isle_runtime_spawn(rt, &pair_type, &p, &p.peer[i]), 0);
+    for (int i = 0; i < 2; i++)
+      for (unsigned k = 0; k + 1 < 16 * DUO_BATCH; k++)
+        support_send(rt, p.peer[i], MSG_ITEM, k, 0);
+    support_runner_t r;
+    support_runner_start(&r, rt);
+    assert_true(support_runner_wait(&r, 60000));
+    assert_int_equal(support_runner_join(&r), 0);
+    support_assert_workers_ok();
+    assert_true(atomic_load(&p.receives) >= PAIR_ROUNDS);
+    assert_int_equal(isle_runtime_free(rt), 0);
+  }
+  support_assert_heap_quiet();
+}
+
 /* Two flooders aimed at each other's sinks is not a cycle; this is: each
  * actor floods the other and is flooded by it. Both are backlogged, so
  * neither is muted for long; the run must end with every message
@@ -584,6 +640,7 @@ int main(void) {
       T(test_flow_backlog_bound_holds_for_any_run),
       T(test_flow_one_receive_overloading_two_receivers),
       T(test_flow_relay_keeps_the_last_receiver_bounded),
+      T(test_flow_two_actors_muting_on_each_other_go_on),
       T(test_flow_actors_flooding_each_other_finish),
       T(test_flow_sender_muted_on_an_ending_sink_goes_on),
       T(test_flow_stop_while_muted_loses_nothing),
