@@ -360,8 +360,12 @@ bool isle__sched_any_work(isle_runtime_t *rt, bool runnext) {
     if (atomic_load_explicit(&v->xtail, memory_order_seq_cst) !=
         atomic_load_explicit(&v->xhead, memory_order_seq_cst))
       return true;
+    if (!runnext)
+      continue;
+    /* Only in the quiescence scan: the parking spin calls this thousands
+     * of times, and a point there would only slow it. */
     ISLE__CHAOS("sched.scan");
-    if (runnext && atomic_load_explicit(&v->xrunnext, memory_order_seq_cst))
+    if (atomic_load_explicit(&v->xrunnext, memory_order_seq_cst))
       return true;
   }
   return false;
