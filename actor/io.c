@@ -304,17 +304,28 @@ static void conn_close(conn_t *c, int reason) {
   uv_close((uv_handle_t *)c->tcp, conn_closed);
 }
 
-/* Ends the connection because time ran out (idle_ms, a graceful close's
- * bound, the shutdown deadline) or the runtime ends. A graceful close in
- * progress is given up with a reset (SO_LINGER 0, as uv_tcp_close_reset,
- * which libuv refuses while a shutdown is pending): the kernel drops the
- * output it still holds for a peer that does not read. */
-static void conn_end(conn_t *c, int reason) {
+/* Closes with a reset (SO_LINGER 0, as uv_tcp_close_reset, which libuv
+ * refuses while a shutdown is pending): the kernel drops the output it
+ * still holds and sends RST. Without it, a peer that never reads kept the
+ * closed socket in FIN-WAIT-1 with its output queued, advertised a zero
+ * window and so never got the RST, its own sends blocking for minutes. */
+static void conn_reset(conn_t *c, int reason) {
   uv_os_fd_t fd;
   struct linger lg = {1, 0};
-  if (c->draining && uv_fileno((uv_handle_t *)c->tcp, &fd) == 0)
+  if (!uv_is_closing((uv_handle_t *)c->tcp) &&
+      uv_fileno((uv_handle_t *)c->tcp, &fd) == 0)
     (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   conn_close(c, reason);
+}
+
+/* Ends the connection because time ran out (idle_ms, a graceful close's
+ * bound, the shutdown deadline) or the runtime ends. A graceful close in
+ * progress is given up with a reset. */
+static void conn_end(conn_t *c, int reason) {
+  if (c->draining)
+    conn_reset(c, reason);
+  else
+    conn_close(c, reason);
 }
 
 static void shutdown_done(uv_shutdown_t *req, int status) {
@@ -700,7 +711,7 @@ static void cmd_close(isle__cmd_t *base, isle__loop_t *l) {
     if (s->graceful)
       conn_close_graceful(c, 0);
     else
-      conn_close(c, 0);
+      conn_reset(c, 0); /* queued output dropped, the kernel's too */
   }
   isle_free(s);
 }
