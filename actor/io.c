@@ -48,6 +48,8 @@
 #define _GNU_SOURCE
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/sockios.h> /* SIOCOUTQ: output the kernel still holds */
+#include <sys/ioctl.h>
 #include <sys/socket.h> /* SO_LINGER: a graceful close given up is reset */
 #include <uv.h>
 
@@ -316,6 +318,19 @@ static void conn_reset(conn_t *c, int reason) {
       uv_fileno((uv_handle_t *)c->tcp, &fd) == 0)
     (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   conn_close(c, reason);
+}
+
+/* A hard close: with output still queued (ours or the kernel's), a reset
+ * that drops it; with none, an ordinary close (FIN). */
+static void conn_drop(conn_t *c, int reason) {
+  uv_os_fd_t fd;
+  int unsent = 0;
+  if (atomic_load_explicit(&c->xqueued, memory_order_relaxed) != 0 ||
+      (uv_fileno((uv_handle_t *)c->tcp, &fd) == 0 &&
+       ioctl(fd, SIOCOUTQ, &unsent) == 0 && unsent > 0))
+    conn_reset(c, reason);
+  else
+    conn_close(c, reason);
 }
 
 /* Ends the connection because time ran out (idle_ms, a graceful close's
@@ -711,7 +726,7 @@ static void cmd_close(isle__cmd_t *base, isle__loop_t *l) {
     if (s->graceful)
       conn_close_graceful(c, 0);
     else
-      conn_reset(c, 0); /* queued output dropped, the kernel's too */
+      conn_drop(c, 0);
   }
   isle_free(s);
 }

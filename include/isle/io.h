@@ -103,7 +103,8 @@ int isle_tcp_write(isle_runtime_t *rt, isle_conn_t conn, isle_msg_t *msg);
 
 /* Closes: `graceful` writes what is queued first and then sends FIN;
  * otherwise queued output is dropped, also what the kernel still holds,
- * and the peer gets a reset (RST). The owner gets ISLE_MSG_TCP_CLOSED.
+ * and the peer then gets a reset (RST; FIN when nothing was queued). The
+ * owner gets ISLE_MSG_TCP_CLOSED.
  * A graceful close is bounded in time: if the peer has not taken the
  * output within the listener's idle_ms (10 s when idle_ms is 0), or by an
  * isle_io_shutdown deadline, or at isle_runtime_free, the connection is
