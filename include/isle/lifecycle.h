@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "isle/actor.h"
+#include "isle/api.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -52,10 +53,10 @@ extern "C" {
  * queued before it are handled first. On itself, the actor ends when the
  * current callback returns. Returns 0, ISLE_EINVAL (positive reason, bad
  * handle), ISLE_EDEAD (already gone) or ISLE_ENOMEM. Inside a callback. */
-int isle_exit(isle_ctx_t *ctx, isle_ref_t ref, int reason);
+ISLE_API int isle_exit(isle_ctx_t *ctx, isle_ref_t ref, int reason);
 
 /* Same, from any thread (the request has no sender). */
-int isle_runtime_exit(isle_runtime_t *rt, isle_ref_t ref, int reason);
+ISLE_API int isle_runtime_exit(isle_runtime_t *rt, isle_ref_t ref, int reason);
 
 /* ===== Monitors ========================================================= */
 
@@ -84,17 +85,17 @@ typedef struct isle_exit_s {
  * unless it calls isle_demonitor first. The id goes to *id (may be NULL).
  * Returns 0 or ISLE_EINVAL (no calling actor, bad handle) or ISLE_ENOMEM.
  * Inside a callback. */
-int isle_monitor(isle_ctx_t *ctx, isle_ref_t target, uint64_t *id);
+ISLE_API int isle_monitor(isle_ctx_t *ctx, isle_ref_t target, uint64_t *id);
 
 /* Cancels a monitor: no DOWN for it is delivered after this returns,
  * even one already queued. 0, or ISLE_ENOENT (no such monitor of this
  * actor: already delivered or never made). Inside a callback. */
-int isle_demonitor(isle_ctx_t *ctx, uint64_t id);
+ISLE_API int isle_demonitor(isle_ctx_t *ctx, uint64_t id);
 
 /* Payload of a DOWN message (NULL if `msg` is not one). */
-const isle_down_t *isle_msg_down(isle_msg_t *msg);
+ISLE_API const isle_down_t *isle_msg_down(isle_msg_t *msg);
 /* Payload of an EXIT message (NULL if `msg` is not one). */
-const isle_exit_t *isle_msg_exit(isle_msg_t *msg);
+ISLE_API const isle_exit_t *isle_msg_exit(isle_msg_t *msg);
 
 /* ===== Links ============================================================ */
 
@@ -104,22 +105,22 @@ const isle_exit_t *isle_msg_exit(isle_msg_t *msg);
  * no one (trapping actors still get ISLE_MSG_EXIT). Returns 0,
  * ISLE_EINVAL (no calling actor, bad handle, itself), ISLE_EDEAD (other is
  * already gone: no link is made) or ISLE_ENOMEM. Inside a callback. */
-int isle_link(isle_ctx_t *ctx, isle_ref_t other);
+ISLE_API int isle_link(isle_ctx_t *ctx, isle_ref_t other);
 
 /* Removes the link (both ways); an exit of `other` already on its way is
  * ignored. 0, or ISLE_ENOENT (not linked). Inside a callback. */
-int isle_unlink(isle_ctx_t *ctx, isle_ref_t other);
+ISLE_API int isle_unlink(isle_ctx_t *ctx, isle_ref_t other);
 
 /* Whether linked actors' exits arrive as ISLE_MSG_EXIT messages (true) or
  * end this actor when abnormal (false, the default). 0, ISLE_EINVAL (no
  * calling actor) or ISLE_ENOMEM. Inside a callback. */
-int isle_trap_exits(isle_ctx_t *ctx, bool on);
+ISLE_API int isle_trap_exits(isle_ctx_t *ctx, bool on);
 
 /* Spawns an actor linked to the calling one before it can run, so even
  * an init that ends it at once is seen. Errors as isle_ctx_spawn, and
  * ISLE_EINVAL without a calling actor. Inside a callback. */
-int isle_ctx_spawn_link(isle_ctx_t *ctx, const isle_actor_type_t *type,
-                        const void *arg, isle_ref_t *out);
+ISLE_API int isle_ctx_spawn_link(isle_ctx_t *ctx, const isle_actor_type_t *type,
+                                 const void *arg, isle_ref_t *out);
 
 /* ===== Names ============================================================ */
 
@@ -130,16 +131,18 @@ int isle_ctx_spawn_link(isle_ctx_t *ctx, const isle_actor_type_t *type,
  * Returns 0, ISLE_EINVAL (NULL, empty or too long name, bad handle),
  * ISLE_EBUSY (name taken, or the actor has one), ISLE_EDEAD (actor gone)
  * or ISLE_ENOMEM. The name is copied. Any thread. */
-int isle_name_register(isle_runtime_t *rt, const char *name, isle_ref_t ref);
+ISLE_API int isle_name_register(isle_runtime_t *rt, const char *name,
+                                isle_ref_t ref);
 
 /* Frees `name`. 0 or ISLE_ENOENT (not registered), ISLE_EINVAL. Any
  * thread. */
-int isle_name_unregister(isle_runtime_t *rt, const char *name);
+ISLE_API int isle_name_unregister(isle_runtime_t *rt, const char *name);
 
 /* The actor registered as `name` in *out. 0, ISLE_ENOENT, ISLE_EINVAL.
  * The answer may be stale as soon as it is given (the actor may end):
  * sends to it then fail with ISLE_EDEAD. Any thread. */
-int isle_name_lookup(isle_runtime_t *rt, const char *name, isle_ref_t *out);
+ISLE_API int isle_name_lookup(isle_runtime_t *rt, const char *name,
+                              isle_ref_t *out);
 
 /* ===== Timers =========================================================== */
 
@@ -153,13 +156,14 @@ int isle_name_lookup(isle_runtime_t *rt, const char *name, isle_ref_t *out);
  * a libuv loop in the runtime's "io" thread; docs/failures.md gives the
  * measured error. Returns 0, ISLE_EINVAL (NULL rt or msg, bad handle) or
  * ISLE_ENOMEM (then `msg` stays the caller's). Any thread. */
-int isle_timer_start(isle_runtime_t *rt, isle_ref_t target, isle_msg_t *msg,
-                     uint64_t delay_ms, uint64_t period_ms, uint64_t *id);
+ISLE_API int isle_timer_start(isle_runtime_t *rt, isle_ref_t target,
+                              isle_msg_t *msg, uint64_t delay_ms,
+                              uint64_t period_ms, uint64_t *id);
 
 /* Cancels a timer: it will not fire after this returns, and its message is
  * freed. 0, or ISLE_ENOENT (fired already, as a one-shot, or cancelled,
  * or unknown). Any thread. */
-int isle_timer_cancel(isle_runtime_t *rt, uint64_t id);
+ISLE_API int isle_timer_cancel(isle_runtime_t *rt, uint64_t id);
 
 /* ===== Supervisors ====================================================== */
 
@@ -206,7 +210,7 @@ typedef struct isle_sup_spec_s {
  * time its own supervisor hears of its end, its children's names are
  * free again. An init that fails stops the children already started and
  * fails the spawn with its error. */
-extern const isle_actor_type_t isle_supervisor_type;
+ISLE_API extern const isle_actor_type_t isle_supervisor_type;
 
 #ifdef __cplusplus
 }
