@@ -14,6 +14,12 @@
  *
  * Ownership: isle_malloc and friends return a block the caller owns; the
  * caller gives it back with isle_free, from any thread.
+ *
+ * Errors: the allocation functions keep malloc's contract, not the ISLE_E*
+ * one of the rest of the API: they return NULL and set errno (ENOMEM, or
+ * EINVAL for a bad alignment). Their declarations carry the compiler's
+ * malloc, alloc_size and warn_unused_result attributes (include/isle/api.h),
+ * so a result left unused is a warning.
  */
 #ifndef ISLE_HEAP_H
 #define ISLE_HEAP_H
@@ -21,19 +27,27 @@
 #include <stddef.h> /* size_t */
 #include <stdint.h> /* uint64_t */
 
+#include "isle/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* ===== Allocation — any thread ======================================== */
 
+/* The attributes (include/isle/api.h) stand on a line of their own above
+ * each allocator. */
+/* clang-format off */
+
 /* A block of at least `size` bytes, aligned to 16 bytes, or NULL (errno
  * ENOMEM) when the heap limit is reached or the OS refuses memory.
  * isle_malloc(0) returns a unique minimal block. Ownership: the caller's. */
+ISLE_API ISLE_MALLOC_ATTR ISLE_ALLOC_SIZE(1)
 void *isle_malloc(size_t size);
 
 /* Like isle_malloc for `count * size` bytes, zero-filled; NULL (errno
  * ENOMEM) also when the product overflows. Ownership: the caller's. */
+ISLE_API ISLE_MALLOC_ATTR ISLE_ALLOC_SIZE2(1, 2)
 void *isle_calloc(size_t count, size_t size);
 
 /* Resizes `ptr` to `size` bytes, keeping the common prefix. NULL `ptr`
@@ -41,21 +55,25 @@ void *isle_calloc(size_t count, size_t size);
  * returns NULL and `ptr` is left untouched and still owned by the caller.
  * Ownership: on success the old block is consumed, the new one is the
  * caller's. */
+ISLE_API ISLE_NODISCARD ISLE_ALLOC_SIZE(2)
 void *isle_realloc(void *ptr, size_t size);
 
 /* A block of `size` bytes aligned to `alignment`, which must be a power of
  * two (up to 16 MiB); otherwise NULL with errno EINVAL. NULL with errno
  * ENOMEM at the heap limit. Ownership: the caller's; free with isle_free. */
+ISLE_API ISLE_MALLOC_ATTR ISLE_ALLOC_SIZE(2) ISLE_ALLOC_ALIGN(1)
 void *isle_aligned_alloc(size_t alignment, size_t size);
+
+/* clang-format on */
 
 /* Gives a block back. NULL is ignored. Any thread may free any block.
  * Debug builds (ISLE_DEBUG) abort with a message naming the pointer on a
  * double free or a pointer the heap never gave out. */
-void isle_free(void *ptr);
+ISLE_API void isle_free(void *ptr);
 
 /* The number of bytes usable in the block (>= the size asked for).
  * `ptr` must be a live block from this heap; NULL gives 0. */
-size_t isle_usable_size(const void *ptr);
+ISLE_API size_t isle_usable_size(const void *ptr);
 
 /* ===== Limits and maintenance — any thread ============================ */
 
@@ -65,15 +83,15 @@ size_t isle_usable_size(const void *ptr);
  * the environment variable ISLE_HEAP_LIMIT, in bytes, sets it at start).
  * Lowering the cap below current use is allowed: allocations needing new
  * spans fail until use falls. Can't fail. */
-void isle_heap_set_limit(size_t bytes);
+ISLE_API void isle_heap_set_limit(size_t bytes);
 
 /* The current cap, 0 when none. */
-size_t isle_heap_limit(void);
+ISLE_API size_t isle_heap_limit(void);
 
 /* Sets how long free spans stay mapped before their pages go back to the OS
  * (madvise), in milliseconds; 0 returns them at once. Default 100 ms, or
  * the environment variable ISLE_HEAP_PURGE_DELAY_MS. Can't fail. */
-void isle_heap_set_purge_delay(uint64_t ms);
+ISLE_API void isle_heap_set_purge_delay(uint64_t ms);
 
 /* Delivers this thread's pending remote frees to their owners, takes in the
  * blocks other threads freed for this thread's heap, gives this thread's
@@ -81,11 +99,11 @@ void isle_heap_set_purge_delay(uint64_t ms);
  * exited threads. Threads that free other threads' blocks and then stop
  * allocating should call this (the actor runtime does so when a worker goes
  * idle). Can't fail. */
-void isle_heap_collect(void);
+ISLE_API void isle_heap_collect(void);
 
 /* Returns every free span that has stayed unused to the OS now, whatever
  * the purge delay. Can't fail. */
-void isle_heap_trim(void);
+ISLE_API void isle_heap_trim(void);
 
 /* ===== Statistics — any thread, without stopping the owner ============ */
 
@@ -157,31 +175,31 @@ typedef struct isle_heap_global_stats_s {
 /* Copies the calling thread's heap counters into *out (creating the heap if
  * the thread has none). Returns 0, ISLE_EINVAL for a NULL `out`, or
  * ISLE_ENOMEM when no heap record could be mapped. */
-int isle_heap_stats_self(isle_heap_stats_t *out);
+ISLE_API int isle_heap_stats_self(isle_heap_stats_t *out);
 
 /* Copies the counters of up to `max` thread heaps (live and retired) into
  * out[0..max). Returns how many heaps exist, which may exceed `max`: call
  * again with a larger array to see them all. `out` may be NULL when `max`
  * is 0. Can't fail. */
-size_t isle_heap_stats_all(isle_heap_stats_t *out, size_t max);
+ISLE_API size_t isle_heap_stats_all(isle_heap_stats_t *out, size_t max);
 
 /* Copies the process-wide figures into *out. Returns 0, or ISLE_EINVAL for
  * a NULL `out`. */
-int isle_heap_stats_global(isle_heap_global_stats_t *out);
+ISLE_API int isle_heap_stats_global(isle_heap_global_stats_t *out);
 
 /* Block size of small class `cls` (0 <= cls < ISLE_HEAP_CLASS_COUNT), or 0
  * when out of range. */
-size_t isle_heap_class_size(unsigned cls);
+ISLE_API size_t isle_heap_class_size(unsigned cls);
 
 /* The class a request of `size` bytes is served from, or -1 (as int) when
  * the request is large (> ISLE_HEAP_SMALL_MAX). */
-int isle_heap_size_class(size_t size);
+ISLE_API int isle_heap_size_class(size_t size);
 
 /* Names the calling thread's heap in statistics and profiles ("worker-0").
  * Longer names are cut to 15 bytes. A heap starts unnamed (""), except the
  * process's main thread's, which starts as "main". Returns 0, ISLE_EINVAL
  * for NULL, or ISLE_ENOMEM when no heap record could be mapped. */
-int isle_heap_set_thread_name(const char *name);
+ISLE_API int isle_heap_set_thread_name(const char *name);
 
 /* ===== Flow matrix — any thread, without stopping the owners ========== */
 
@@ -210,7 +228,7 @@ typedef struct isle_heap_flow_s {
  * heap (it never allocated nor named itself) are in no row. `out` may be
  * NULL when `max` is 0. Can't fail. Ownership: `out` is the caller's;
  * nothing is allocated. */
-size_t isle_heap_flow(isle_heap_flow_t *out, size_t max);
+ISLE_API size_t isle_heap_flow(isle_heap_flow_t *out, size_t max);
 
 /* ===== Profiling — any thread ========================================= */
 
@@ -226,16 +244,16 @@ size_t isle_heap_flow(isle_heap_flow_t *out, size_t max);
  * when the file cannot be opened; ISLE_ENOMEM when the thread cannot be
  * started. On failure nothing runs and no file is left open. Ownership:
  * `path` is copied; the file belongs to the sampler until stop. */
-int isle_profile_start(const char *path, unsigned interval_ms);
+ISLE_API int isle_profile_start(const char *path, unsigned interval_ms);
 
 /* Stops the sampler: writes the final snapshot, closes the file and joins
  * the thread. Returns 0; ISLE_ESTATE when no sampler runs (in a child made
  * by fork, the parent's sampler counts as not running); ISLE_EIO when a
  * write failed at any point (the file is closed all the same). */
-int isle_profile_stop(void);
+ISLE_API int isle_profile_stop(void);
 
 /* Whether a sampler is running. Can't fail. */
-int isle_profile_running(void);
+ISLE_API int isle_profile_running(void);
 
 #ifdef __cplusplus
 }
