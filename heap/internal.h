@@ -266,7 +266,15 @@ void isle__pages_purge(bool force);
 uint64_t isle__now_ms(void);
 void isle__pages_global_stats(isle_heap_global_stats_t *out);
 
-/* ===== heap.c ========================================================== */
+/* Usable bytes of the block of a large or huge span, or of one block of a
+ * small span. Inline: alloc.c (isle_usable_size, large frees) and the span
+ * test hook in heap.c both need it; it was an inlined static before the
+ * split. */
+static inline size_t isle__span_usable(const isle__span_t *s) {
+  return s->kind == ISLE__SPAN_HUGE ? isle__huge_usable(s) : s->block_size;
+}
+
+/* ===== heap.c: thread heap records and the global chain ================ */
 
 extern isle__heap_t isle__empty_heap;
 extern isle__span_t isle__empty_span;
@@ -275,6 +283,40 @@ extern _Atomic(isle__heap_t *) isle__heaps;
 extern _Atomic uint64_t isle__heap_count;
 extern _Atomic uint64_t isle__abandoned_spans;
 extern _Atomic uint64_t isle__abandoned_live_bytes;
+
+/* The calling thread's heap: &isle__empty_heap until it allocates (so the
+ * fast paths need no NULL test) and again once it is retired. Shared by
+ * heap.c, which installs and retires records, and alloc.c, whose fast
+ * paths read it. Initial-exec, so a read is one %fs-relative load, as it
+ * was when the variable was file-static. */
+extern __thread isle__heap_t *isle__tl_heap
+    __attribute__((tls_model("initial-exec")));
+
+/* Creates (or reuses a retired) heap record for the calling thread and
+ * installs it; NULL (errno ENOMEM) when no memory is left for records. */
+isle__heap_t *isle__heap_init_local(void);
+
+/* The calling thread's heap, created if needed; NULL when that fails.
+ * Inline, as before the split: the common case is one TLS load and a
+ * compare, on the large-allocation path (alloc.c) and the naming and test
+ * hooks (heap.c). */
+static inline isle__heap_t *isle__heap_local(void) {
+  isle__heap_t *h = isle__tl_heap;
+  if (__builtin_expect(h == &isle__empty_heap, 0))
+    h = isle__heap_init_local();
+  return h;
+}
+
+/* Takes in every remote free of the heap's spans and gives the empty spans
+ * back, the current ones included. Owner thread. */
+void isle__heap_collect_local(isle__heap_t *h);
+/* Takes in the remote frees of abandoned spans and gives the emptied ones
+ * back to the pool. Any thread. */
+void isle__heap_sweep_abandoned(void);
+/* Pops a span of class `c` abandoned by an exited thread (and takes it out
+ * of the abandoned counters), or NULL; the caller then holds it alone and
+ * adopts it. Any thread; takes the chain lock. */
+isle__span_t *isle__chain_pop_abandoned(unsigned c);
 
 /* Counts `bytes` given back to the OS (madvise or munmap) by the calling
  * thread against its heap, if it has one. Called by pages.c. */
@@ -295,6 +337,34 @@ static inline uintptr_t isle__thread_tag(void) {
   return (uintptr_t)__builtin_thread_pointer();
 #endif
 }
+
+/* ===== remote.c: remote frees ========================================== */
+
+/* Moves the blocks other threads freed into the span's free list; returns
+ * how many. The caller owns the span (or holds it exclusively). */
+uint32_t isle__span_collect(isle__span_t *s);
+/* Owner bookkeeping after isle__span_collect took `n` blocks of `s`. */
+void isle__note_collected_local(isle__heap_t *h, isle__span_t *s, uint32_t n);
+/* Counts `blocks` blocks (`bytes` bytes) of `owner`'s heap as freed by
+ * `h`, the calling thread's heap: its sent counters and its flow row.
+ * Called once per batch (or large block), never per small block. */
+void isle__note_sent_local(isle__heap_t *h, isle__heap_t *owner,
+                           uint64_t blocks, uint64_t bytes);
+/* Hands every batch that `h`, the calling thread's heap, holds to the
+ * batch's span. */
+void isle__batches_flush_local(isle__heap_t *h);
+/* Frees small block `p` of span `s`, which the calling thread (heap `h`,
+ * possibly &isle__empty_heap) does not own: into a batch, or alone onto
+ * the span's xfree list when the thread has no heap. */
+void isle__free_remote(isle__heap_t *h, isle__span_t *s, void *p);
+
+/* ===== alloc.c: the allocation and free paths ========================== */
+
+/* Unlinks small span `s` from its heap's class ring. Owner thread. */
+void isle__span_ring_remove_local(isle__heap_t *h, isle__span_t *s);
+/* Unlinks span `s` (used == 0) from its ring and gives its pages back to
+ * the pool. Owner thread. */
+void isle__span_release_local(isle__heap_t *h, isle__span_t *s);
 
 /* ===== Relaxed counter helpers (owner-written, anyone-read) ============ */
 
