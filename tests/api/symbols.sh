@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# isle — MIT licensed.
+#
+# Checks the export list of libisle.so: every defined dynamic symbol is a
+# public isle_* name (not an isle__* internal, not another library's name
+# carried along), and every function or object declared ISLE_API in the
+# public headers is among them.
+#
+# Usage: symbols.sh LIBISLE_SO INCLUDE_DIR HIDE [NM]
+#   HIDE is ISLE_HIDE_INTERNALS (ON/OFF). With OFF the library is compiled
+#   with default visibility and exports everything, internals too: then
+#   only the second check runs, and the test exits 77 (skipped) if it
+#   passes.
+set -euo pipefail
+
+if [ $# -lt 3 ]; then
+  echo "usage: $0 LIBISLE_SO INCLUDE_DIR HIDE [NM]" >&2
+  exit 2
+fi
+lib=$1
+include=$2
+hide=$3
+nm=${4:-nm}
+[ -n "$nm" ] || nm="nm"
+
+case $hide in
+ON | on | TRUE | true | 1 | YES | yes) hide=1 ;;
+*) hide=0 ;;
+esac
+
+fail=0
+
+# Defined dynamic symbols, one name a line. (GNU ld and gcc 12 add none of
+# their own, no _init, _fini or _edata, to libisle.so's dynamic table.)
+exported=$("$nm" -D --defined-only "$lib" | awk '{ print $NF }' |
+  sed 's/@.*//' | sort -u)
+[ -n "$exported" ] || { echo "api_symbols: $lib exports nothing" >&2; exit 1; }
+
+if [ $hide -eq 1 ]; then
+  while read -r sym; do
+    case $sym in
+    isle__*)
+      echo "api_symbols: internal symbol exported: $sym" >&2
+      fail=1
+      ;;
+    isle_*) ;;
+    *)
+      echo "api_symbols: non-isle symbol exported: $sym" >&2
+      fail=1
+      ;;
+    esac
+  done <<<"$exported"
+fi
+
+# Names declared ISLE_API in the public headers: in each declaration (it
+# may span lines), the first isle_* identifier followed by '(' (a
+# function), ';' or '[' (an object); the attribute macros before it are
+# ISLE_* and the type names are followed by other things.
+declared=$(cat "$include"/isle.h "$include"/isle/*.h |
+  awk '/^ISLE_API/ { decl = ""; on = 1 }
+       on { decl = decl " " $0
+            if ($0 ~ /[;{]/) {
+              on = 0
+              if (match(decl, /isle_[A-Za-z0-9_]+[ \t]*[(;[]/)) {
+                name = substr(decl, RSTART, RLENGTH)
+                sub(/[ \t]*[(;[]$/, "", name)
+                print name
+              }
+            } }' |
+  sort -u)
+[ -n "$declared" ] || { echo "api_symbols: no ISLE_API declarations in $include" >&2; exit 1; }
+
+missing=$(comm -23 <(echo "$declared") <(echo "$exported"))
+if [ -n "$missing" ]; then
+  echo "api_symbols: declared ISLE_API but not exported:" \
+    "$(echo "$missing" | tr '\n' ' ')" >&2
+  fail=1
+fi
+
+if [ $fail -ne 0 ]; then
+  exit 1
+fi
+if [ $hide -eq 0 ]; then
+  echo "api_symbols: $(echo "$declared" | wc -l) ISLE_API declarations, all" \
+    "exported; ISLE_HIDE_INTERNALS is OFF, so internals are exported too:" \
+    "export list not checked, skipped"
+  exit 77
+fi
+echo "api_symbols: $(echo "$exported" | wc -l) symbols, all public isle_*;" \
+  "$(echo "$declared" | wc -l) ISLE_API declarations, all exported"
