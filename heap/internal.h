@@ -257,13 +257,9 @@ isle__span_t *isle__huge_alloc(size_t size, size_t align);
 void isle__huge_free(isle__span_t *s);
 size_t isle__huge_usable(const isle__span_t *s);
 
-/* Whether taking `bytes` more would pass the limit. */
-bool isle__limit_exceeded(size_t bytes);
 /* Returns dirty free runs older than the purge delay to the OS; `force`
  * ignores the delay. Any thread. */
 void isle__pages_purge(bool force);
-/* Millisecond monotonic clock (coarse). */
-uint64_t isle__now_ms(void);
 void isle__pages_global_stats(isle_heap_global_stats_t *out);
 
 /* Usable bytes of the block of a large or huge span, or of one block of a

@@ -28,8 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h> /* mmap, munmap, madvise */
-#include <time.h>     /* clock_gettime */
 
+#include "clock.h"
 #include "internal.h"
 #include "track.h"
 
@@ -71,10 +71,9 @@ static _Atomic uint64_t known[KNOWN_WORDS];
 
 /* ===== Helpers ========================================================= */
 
-uint64_t isle__now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+/* Milliseconds of the coarse monotonic clock: the purge delay's unit. */
+static uint64_t now_ms(void) {
+  return isle__now_coarse_ns() / 1000000u;
 }
 
 static pthread_once_t configured = PTHREAD_ONCE_INIT;
@@ -234,7 +233,7 @@ static isle__span_t *run_find(size_t npages) {
 }
 
 static void purge_locked(bool force) {
-  uint64_t now = isle__now_ms();
+  uint64_t now = now_ms();
   uint64_t delay =
       atomic_load_explicit(&pool.xpurge_delay, memory_order_relaxed);
   pool.last_purge_ms = now;
@@ -255,7 +254,7 @@ static void purge_locked(bool force) {
 static void maybe_purge_locked(void) {
   uint64_t delay =
       atomic_load_explicit(&pool.xpurge_delay, memory_order_relaxed);
-  if (pool.dirty_pages && isle__now_ms() - pool.last_purge_ms >= delay / 2)
+  if (pool.dirty_pages && now_ms() - pool.last_purge_ms >= delay / 2)
     purge_locked(false);
 }
 
@@ -280,13 +279,6 @@ static bool arena_grow_locked(void) {
 }
 
 /* ===== Internal functions ============================================== */
-
-bool isle__limit_exceeded(size_t bytes) {
-  uint64_t limit = atomic_load_explicit(&pool.xlimit, memory_order_relaxed);
-  return limit &&
-         atomic_load_explicit(&pool.xin_use, memory_order_relaxed) + bytes >
-             limit;
-}
 
 /* Reserves `bytes` against the limit; false when that would pass it.
  * A CAS loop so that racing threads cannot overshoot together. */
@@ -396,7 +388,7 @@ void isle__pages_free(isle__span_t *s) {
       s[i].kind = ISLE__SPAN_NONE;
   atomic_store_explicit(&s->xowner, NULL, memory_order_relaxed);
   atomic_store_explicit(&s->xowner_tag, 0, memory_order_relaxed);
-  uint64_t now = isle__now_ms();
+  uint64_t now = now_ms();
 
   pthread_mutex_lock(&pool.lock);
   s->kind = ISLE__SPAN_NONE;

@@ -46,9 +46,10 @@
 #include <stdio.h>
 #include <stdlib.h> /* getenv, malloc for the sampler's own buffers */
 #include <string.h>
-#include <time.h>   /* clock_gettime */
+#include <time.h>   /* clock_gettime: the wall clock */
 #include <unistd.h> /* getpid */
 
+#include "clock.h"
 #include "internal.h"
 
 #define DEFAULT_INTERVAL_MS 10u
@@ -88,9 +89,11 @@ static struct {
 
 /* ===== Helpers ========================================================== */
 
-static uint64_t now_ns(clockid_t clock) {
+/* Wall-clock time, for the profile header only (intervals use
+ * isle__now_ns, which a clock step does not move). */
+static uint64_t wall_ns(void) {
   struct timespec ts;
-  clock_gettime(clock, &ts);
+  clock_gettime(CLOCK_REALTIME, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -145,7 +148,7 @@ static void put_header(FILE *f) {
   fprintf(f,
           "{\"isle_profile\":1,\"pid\":%ld,\"interval_ms\":%u,"
           "\"start_unix_ms\":%" PRIu64 ",\"class_sizes\":[",
-          (long)prof.pid, prof.interval_ms, now_ns(CLOCK_REALTIME) / 1000000u);
+          (long)prof.pid, prof.interval_ms, wall_ns() / 1000000u);
   for (unsigned c = 0; c < ISLE_HEAP_CLASS_COUNT; c++)
     fprintf(f, "%s%zu", c ? "," : "", isle_heap_class_size(c));
   fputs("]}\n", f);
@@ -226,7 +229,7 @@ static void snapshot(bool final) {
   }
   isle_heap_global_stats_t g;
   isle_heap_stats_global(&g);
-  uint64_t t_ms = (now_ns(CLOCK_MONOTONIC) - prof.start_ns) / 1000000u;
+  uint64_t t_ms = (isle__now_ns() - prof.start_ns) / 1000000u;
   fprintf(f,
           "{\"seq\":%" PRIu64 ",\"t_ms\":%" PRIu64 ",\"final\":%s,"
           "\"threads\":[",
@@ -276,7 +279,7 @@ static void *sampler_main(void *arg) {
     snapshot(false);
     /* A snapshot that overran the interval does not queue up catch-ups:
      * the next one is an interval from now. */
-    uint64_t now = now_ns(CLOCK_MONOTONIC);
+    uint64_t now = isle__now_ns();
     next += interval_ns;
     if (next <= now)
       next = now + interval_ns;
@@ -358,7 +361,7 @@ int isle_profile_start(const char *path, unsigned interval_ms) {
   prof.seq = 0;
   prof.stopping = false;
   prof.write_failed = false;
-  prof.start_ns = now_ns(CLOCK_MONOTONIC);
+  prof.start_ns = isle__now_ns();
   put_header(f);
   if (fflush(f) != 0)
     prof.write_failed = true;
