@@ -3,9 +3,13 @@
 #
 # Install test: install a configured and built isle into a temporary prefix,
 # then build tests/install/consumer.c against it
-#   (a) with CMake and find_package(isle), once per library, and
-#   (b) with cc and pkg-config (isle.pc),
-# run each program and check that it prints "ok".
+#   (a) with CMake and find_package(isle), once per library,
+#   (b) with cc and pkg-config (isle.pc) against the shared library, where
+#       pkg-config sees only the prefix (as on a machine without libuv's
+#       or Concurrency Kit's development files), and
+#   (c) with cc and `pkg-config --static` against the static library,
+# run each program and check that it prints "ok". Also checks the shared
+# library's soname: libisle.so.0.MINOR while MAJOR is 0, else .MAJOR.
 #
 # Usage: run.sh BUILD_DIR SOURCE_DIR LIBDIR [CONFIG]
 #   LIBDIR is CMAKE_INSTALL_LIBDIR relative to the prefix (lib, or
@@ -53,6 +57,16 @@ internal=$(find "$prefix/include" -name '*.h' ! -path "$prefix/include/isle.h" \
   ! -path "$prefix/include/isle/*.h")
 [ -z "$internal" ] || fail "headers outside the public API installed: $internal"
 
+major=$(sed -n 's/^#define ISLE_VERSION_MAJOR \([0-9]*\)$/\1/p' "$src/include/isle.h")
+minor=$(sed -n 's/^#define ISLE_VERSION_MINOR \([0-9]*\)$/\1/p' "$src/include/isle.h")
+{ [ -n "$major" ] && [ -n "$minor" ]; } || fail "no version in include/isle.h"
+if [ "$major" = 0 ]; then soname=libisle.so.0.$minor; else soname=libisle.so.$major; fi
+[ -f "$prefix/$libdir/libisle.so" ] || fail "$libdir/libisle.so not installed"
+[ -e "$prefix/$libdir/$soname" ] || fail "$libdir/$soname not installed"
+got=$(readelf -d "$prefix/$libdir/libisle.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]$/\1/p')
+[ "$got" = "$soname" ] || fail "libisle.so's soname is '$got', not $soname"
+echo "soname $soname: ok"
+
 echo "(a) CMake, find_package(isle)"
 if ! { cmake -S "$src/tests/install" -B "$tmp/consumer-build" \
   -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$cc" \
@@ -64,12 +78,40 @@ fi
 expect_ok "$tmp/consumer-build/consumer"
 expect_ok "$tmp/consumer-build/consumer_static"
 
-echo "(b) cc + pkg-config"
-flags=$(PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig" pkg-config --cflags --libs isle) ||
-  fail "pkg-config --cflags --libs isle failed"
+# PKG_CONFIG_LIBDIR replaces pkg-config's default search path, so that only
+# isle.pc is found: the shared library's flags must need no other .pc file.
+pc() {
+  PKG_CONFIG_LIBDIR="$prefix/$libdir/pkgconfig" PKG_CONFIG_PATH='' pkg-config "$@"
+}
+
+echo "(b) cc + pkg-config, shared"
+flags=$(pc --cflags --libs isle) ||
+  fail "pkg-config --cflags --libs isle failed with only isle.pc in sight"
+echo "  pkg-config --cflags --libs isle: $flags"
+case " $flags " in
+*" -luv "* | *ck* | *-D__x86_64__*)
+  fail "pkg-config --cflags --libs isle gives private dependencies: $flags"
+  ;;
+esac
 # shellcheck disable=SC2086 # flags are words
 "$cc" -o "$tmp/consumer-pc" "$src/tests/install/consumer.c" $flags \
   -Wl,-rpath,"$prefix/$libdir" || fail "pkg-config consumer build failed"
 expect_ok "$tmp/consumer-pc"
+
+echo "(c) cc + pkg-config --static, static"
+sflags=$(pc --static --cflags --libs isle) ||
+  fail "pkg-config --static --cflags --libs isle failed"
+echo "  pkg-config --static --cflags --libs isle: $sflags"
+case " $sflags " in
+*" -luv "*) ;;
+*) fail "pkg-config --static --libs isle lacks -luv: $sflags" ;;
+esac
+# The same flags, with -lisle pointed at the archive (the linker would
+# otherwise take libisle.so from the same folder).
+sflags=$(echo " $sflags " | sed "s| -lisle | $prefix/$libdir/libisle.a |")
+# shellcheck disable=SC2086 # flags are words
+"$cc" -o "$tmp/consumer-pc-static" "$src/tests/install/consumer.c" $sflags ||
+  fail "pkg-config --static consumer build failed"
+expect_ok "$tmp/consumer-pc-static"
 
 echo "install_consumer: passed"
