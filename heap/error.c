@@ -4,7 +4,28 @@
  * It lives in heap/ because the heap is the bottom layer every other layer
  * links against.
  */
+#include <errno.h> /* the E* values the codes negate */
+
 #include "isle/error.h"
+
+/* include/isle/error.h writes the errno twins out as Linux's numbers; a
+ * platform whose <errno.h> disagrees must not build a library whose codes
+ * silently differ from -errno. */
+_Static_assert(ISLE_ENOMEM == -ENOMEM, "ISLE_ENOMEM is -ENOMEM");
+_Static_assert(ISLE_EINVAL == -EINVAL, "ISLE_EINVAL is -EINVAL");
+_Static_assert(ISLE_EFULL == -ENOBUFS, "ISLE_EFULL is -ENOBUFS");
+_Static_assert(ISLE_EDEAD == -ESRCH, "ISLE_EDEAD is -ESRCH");
+_Static_assert(ISLE_EBUSY == -EBUSY, "ISLE_EBUSY is -EBUSY");
+_Static_assert(ISLE_EPROTO == -EPROTO, "ISLE_EPROTO is -EPROTO");
+_Static_assert(ISLE_EIO == -EIO, "ISLE_EIO is -EIO");
+_Static_assert(ISLE_ENOENT == -ENOENT, "ISLE_ENOENT is -ENOENT");
+_Static_assert(ISLE_ESHUTDOWN == -ESHUTDOWN, "ISLE_ESHUTDOWN is -ESHUTDOWN");
+
+/* The codes without an errno twin lie below every errno value and below
+ * libuv's codes (UV_EOF is -4095), so none can be mistaken for another. */
+_Static_assert(ISLE_ESTATE <= -5001 && ISLE_ERESTARTS <= -5001 &&
+                   ISLE_EKILLED <= -5001,
+               "codes with no errno twin are in the private range");
 
 const char *isle_strerror(int err) {
   switch (err) {

@@ -1,9 +1,12 @@
 /* isle — MIT licensed. */
 /*
- * Error codes: isle_strerror and isle_err_name for every code of
+ * Error codes: the values (negated errno where one exists, a private range
+ * otherwise), isle_strerror and isle_err_name for every code of
  * ISLE_ERRNO_MAP, for unknown codes, and for 0. Single-threaded.
  */
+#include <errno.h>  /* the E* values the codes negate */
 #include <limits.h> /* INT_MIN, INT_MAX */
+#include <string.h> /* strerror, strncmp */
 
 #include "isle/error.h"
 #include "support.h"
@@ -57,29 +60,58 @@ static void test_error_codes_are_negative_and_distinct(void **state) {
   }
 }
 
-/* The header promises stable values; pin the ones other layers and users
- * may have stored or compared against. */
-static void test_error_values_are_stable(void **state) {
+/* A code with an errno twin is that errno negated (ISLE_ENOMEM ==
+ * -ENOMEM), as libuv's are, so callers can mix isle's results with system
+ * calls'. */
+static void test_error_codes_are_negated_errno_values(void **state) {
   (void)state;
   assert_int_equal(ISLE_OK, 0);
-  assert_int_equal(ISLE_ENOMEM, -1);
-  assert_int_equal(ISLE_EINVAL, -2);
-  assert_int_equal(ISLE_EFULL, -3);
-  assert_int_equal(ISLE_EDEAD, -4);
-  assert_int_equal(ISLE_EBUSY, -5);
-  assert_int_equal(ISLE_ESTATE, -6);
-  assert_int_equal(ISLE_EPROTO, -7);
-  assert_int_equal(ISLE_EIO, -8);
-  assert_int_equal(ISLE_ENOENT, -9);
-  assert_int_equal(ISLE_ESHUTDOWN, -10);
-  assert_int_equal(ISLE_ERESTARTS, -11);
-  assert_int_equal(ISLE_EKILLED, -12);
+  assert_int_equal(ISLE_ENOMEM, -ENOMEM);
+  assert_int_equal(ISLE_EINVAL, -EINVAL);
+  assert_int_equal(ISLE_EBUSY, -EBUSY);
+  assert_int_equal(ISLE_EIO, -EIO);
+  assert_int_equal(ISLE_ENOENT, -ENOENT);
+  assert_int_equal(ISLE_EPROTO, -EPROTO);
+  assert_int_equal(ISLE_ESHUTDOWN, -ESHUTDOWN);
+  /* The nearest errno in meaning: a full bounded queue, an ended actor. */
+  assert_int_equal(ISLE_EFULL, -ENOBUFS);
+  assert_int_equal(ISLE_EDEAD, -ESRCH);
+}
+
+/* The codes with no errno twin are pinned too: users store and compare
+ * them, and their range is below every errno and libuv code. */
+static void test_error_codes_without_errno_twin_are_private(void **state) {
+  (void)state;
+  assert_int_equal(ISLE_ESTATE, -5001);
+  assert_int_equal(ISLE_ERESTARTS, -5002);
+  assert_int_equal(ISLE_EKILLED, -5003);
+  for (size_t i = 0; i < CODE_COUNT; i++) {
+    if (codes[i].value <= -5001)
+      continue;
+    /* Every other code is an errno value, so strerror knows it. */
+    assert_true(codes[i].value > -4096);
+    assert_true(strncmp(strerror(-codes[i].value), "Unknown error", 13) != 0);
+  }
+}
+
+/* Every code of the enum is in the map, so both functions name it. */
+static void test_error_every_enum_code_is_named(void **state) {
+  (void)state;
+  const int all[] = {ISLE_ENOMEM, ISLE_EINVAL,    ISLE_EFULL,     ISLE_EDEAD,
+                     ISLE_EBUSY,  ISLE_ESTATE,    ISLE_EPROTO,    ISLE_EIO,
+                     ISLE_ENOENT, ISLE_ESHUTDOWN, ISLE_ERESTARTS, ISLE_EKILLED};
+  assert_int_equal(sizeof all / sizeof all[0], CODE_COUNT);
+  for (size_t i = 0; i < CODE_COUNT; i++) {
+    assert_string_not_equal(isle_strerror(all[i]), "unknown error");
+    assert_string_not_equal(isle_err_name(all[i]), "UNKNOWN");
+  }
 }
 
 static void
 test_error_strerror_says_unknown_error_for_unknown_codes(void **state) {
   (void)state;
-  const int unknown[] = {-13, -14, -100, -1000, INT_MIN, 1, 2, 42, INT_MAX};
+  const int unknown[] = {-1,    -4,    -11,     -13, -100,   -4095,
+                         -5000, -5004, INT_MIN, 1,   ENOMEM, INT_MAX};
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     const char *msg = isle_strerror(unknown[i]);
     assert_non_null(msg);
@@ -89,7 +121,8 @@ test_error_strerror_says_unknown_error_for_unknown_codes(void **state) {
 
 static void test_error_err_name_says_unknown_for_unknown_codes(void **state) {
   (void)state;
-  const int unknown[] = {-13, -14, -100, -1000, INT_MIN, 1, 2, 42, INT_MAX};
+  const int unknown[] = {-1,    -4,    -11,     -13, -100,   -4095,
+                         -5000, -5004, INT_MIN, 1,   ENOMEM, INT_MAX};
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     const char *name = isle_err_name(unknown[i]);
     assert_non_null(name);
@@ -131,7 +164,9 @@ int main(void) {
           test_error_strerror_gives_the_map_message_for_every_code),
       cmocka_unit_test(test_error_err_name_gives_the_map_name_for_every_code),
       cmocka_unit_test(test_error_codes_are_negative_and_distinct),
-      cmocka_unit_test(test_error_values_are_stable),
+      cmocka_unit_test(test_error_codes_are_negated_errno_values),
+      cmocka_unit_test(test_error_codes_without_errno_twin_are_private),
+      cmocka_unit_test(test_error_every_enum_code_is_named),
       cmocka_unit_test(
           test_error_strerror_says_unknown_error_for_unknown_codes),
       cmocka_unit_test(test_error_err_name_says_unknown_for_unknown_codes),
