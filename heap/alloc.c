@@ -89,6 +89,8 @@ static void note_held_local(isle__heap_t *h) {
 /* ===== Spans of a class (owner) ======================================== */
 
 void isle__span_release_local(isle__heap_t *h, isle__span_t *s) {
+  /* Debug builds: a span going back must hold all its blocks. */
+  isle__debug_check_span(s);
   isle__span_ring_remove_local(h, s);
   size_t bytes = (size_t)s->npages * ISLE__PAGE_SIZE;
   isle__counter_add(&h->xsmall_span_bytes, -(uint64_t)bytes);
@@ -103,8 +105,10 @@ static bool span_refresh_local(isle__heap_t *h, isle__span_t *s) {
   if (s->free)
     return true;
   isle__note_collected_local(h, s, isle__span_collect(s));
-  if (s->free)
+  if (s->free) {
+    isle__debug_check_span(s);
     return true;
+  }
   if (s->extended < s->capacity) {
     uint32_t bs = s->block_size;
     uint32_t n = CARVE_BYTES / bs;
@@ -120,6 +124,7 @@ static bool span_refresh_local(isle__heap_t *h, isle__span_t *s) {
     isle__link_set((isle__block_t *)(first + (size_t)(n - 1) * bs), NULL);
     s->free = (isle__block_t *)first;
     s->extended = (uint16_t)(s->extended + n);
+    isle__debug_check_span(s);
     return true;
   }
   return false;

@@ -181,6 +181,7 @@ void isle__heap_collect_local(isle__heap_t *h) {
     while (n--) {
       isle__span_t *next = s->next;
       isle__note_collected_local(h, s, isle__span_collect(s));
+      isle__debug_check_span(s);
       if (s->used == 0)
         isle__span_release_local(h, s);
       s = next;
@@ -211,6 +212,7 @@ isle__span_t *isle__chain_pop_abandoned(unsigned c) {
 /* The pthread key destructor: the thread is exiting. */
 static void heap_retire(void *arg) {
   isle__heap_t *h = arg;
+  /* Debug builds: the collection validates every span it abandons below. */
   isle__heap_collect_local(h);
   for (unsigned c = 0; c < ISLE__CLASSES; c++) {
     while (h->cls[c].cur != &isle__empty_span) {
@@ -255,6 +257,7 @@ void isle__heap_sweep_abandoned(void) {
       list = s->next;
       /* We hold the span exclusively: it is on no list now. */
       uint32_t n = isle__span_collect(s);
+      isle__debug_check_span(s);
       atomic_fetch_sub_explicit(&isle__abandoned_live_bytes,
                                 (uint64_t)n * s->block_size,
                                 memory_order_relaxed);

@@ -362,6 +362,28 @@ void isle__span_ring_remove_local(isle__heap_t *h, isle__span_t *s);
  * the pool. Owner thread. */
 void isle__span_release_local(isle__heap_t *h, isle__span_t *s);
 
+/* ===== validate.c: debug validators (ISLE_DEBUG) ======================= */
+
+/* Checks small span `s` against the invariant on isle__span_s, walking its
+ * local free list and its pending remote frees (each walk bounded, so a
+ * cycle is reported, not looped on); on a broken invariant prints
+ * "isle heap: corrupt span ..." on stderr and aborts. The caller owns the
+ * span or holds it exclusively. Defined only in ISLE_DEBUG builds: call it
+ * through isle__debug_check_span (track.h), which vanishes otherwise. */
+void isle__span_validate(const isle__span_t *s);
+/* Checks a remote-free list just taken from s->xfree (so held by the
+ * caller alone) before it is walked without a bound: every block inside
+ * `s`, on a block boundary, at most once, and no more blocks than `s` has
+ * out. Aborts like isle__span_validate. ISLE_DEBUG builds only: call it
+ * through isle__debug_check_taken (track.h). */
+void isle__remote_list_validate(const isle__span_t *s,
+                                const isle__block_t *list);
+/* Walks the calling thread's heap: every span of every class ring (ring
+ * links, owner, isle__span_validate) and every pending remote-free batch;
+ * aborts on corruption as above. Returns how many spans it checked: 0 in
+ * builds without ISLE_DEBUG, where it checks nothing. */
+size_t isle__heap_validate(void);
+
 /* ===== Relaxed counter helpers (owner-written, anyone-read) ============ */
 
 /* Owner-only increment: a relaxed load and store, no RMW instruction;

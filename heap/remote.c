@@ -35,6 +35,9 @@ uint32_t isle__span_collect(isle__span_t *s) {
   ISLE__CHAOS("heap.remote_collect");
   isle__block_t *list =
       atomic_exchange_explicit(&s->xfree, NULL, memory_order_acquire);
+  /* Debug builds: a bounded walk first, so that a cycle or a foreign
+   * pointer is reported instead of looped on below. */
+  isle__debug_check_taken(s, list);
   /* The walk (to count and find the tail) also pulls the blocks into this
    * core's cache in one tight loop, ahead of the allocations that will
    * write them. Carrying the count beside the list instead and adopting

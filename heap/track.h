@@ -154,4 +154,26 @@ static inline bool isle__debug_is_free(const void *p) {
 #endif
 }
 
+/* ----- Debug checks (ISLE_DEBUG): validators -----------------------------
+ * The validators of validate.c, run where the heap touches a whole span
+ * anyway: a span refilled (remote frees taken in, or blocks carved), swept
+ * (collection, sweeps of abandoned spans), abandoned at thread exit or
+ * given back to the pool; and a remote-free list as soon as its owner takes
+ * it. Each walk is bounded by the span's capacity. */
+static inline void isle__debug_check_span(const isle__span_t *s) {
+#if ISLE_DEBUG
+  isle__span_validate(s);
+#endif
+  (void)s;
+}
+
+static inline void isle__debug_check_taken(const isle__span_t *s,
+                                           const isle__block_t *list) {
+#if ISLE_DEBUG
+  isle__remote_list_validate(s, list);
+#endif
+  (void)s;
+  (void)list;
+}
+
 #endif /* ISLE_HEAP_TRACK_H */

@@ -7,17 +7,32 @@
  * the message names the pointer. A control case checks that correct frees
  * neither abort nor print.
  *
- * Skipped when ISLE_DEBUG is off (the checks do not exist) and under
+ * The heap validators (heap/validate.c) are checked the same way: a
+ * threaded workload passes them, with the checks at their natural points
+ * and explicit isle__heap_validate calls; then a child corrupts a free
+ * list on purpose (a link out of the span, a link into the middle of a
+ * block, a cycle; on the local list and on the remote-free list) and must
+ * abort with "isle heap: corrupt span" naming the bad block, either at an
+ * explicit isle__heap_validate or at a natural point (isle_heap_collect's
+ * sweep, the owner taking remote frees in). A child that aborts is the
+ * real reporting path, so the validators need no error-returning variant
+ * for tests.
+ *
+ * Skipped when ISLE_DEBUG is off (the checks do not exist; one test checks
+ * that isle__heap_validate is compiled out there) and under
  * ThreadSanitizer (fork in a TSan process is unreliable and noisy).
  */
 #define _GNU_SOURCE /* fork, pipe, setrlimit under -std=c11 */
 
-#include <pthread.h>      /* a double free from another thread */
+#include <pthread.h>      /* double and remote frees from other threads */
+#include <sched.h>        /* sched_yield */
 #include <signal.h>       /* SIGABRT */
 #include <sys/resource.h> /* no core files from the children */
 #include <sys/wait.h>     /* waitpid */
 #include <unistd.h>       /* fork, pipe, dup2 */
 
+#include "heap/internal.h" /* isle__heap_validate, isle__span_of */
+#include "heap/track.h"    /* isle__link_get/set: links of free blocks */
 #include "isle/heap.h"
 #include "support.h"
 
@@ -263,6 +278,305 @@ static void test_debug_free_of_an_interior_pointer_aborts(void **state) {
   isle_free(large);
 }
 
+/* ===== Validators ======================================================= */
+
+/* Builds without ISLE_DEBUG compile the validators out: isle__heap_validate
+ * checks nothing and says so by returning 0; debug builds count the spans
+ * of the calling thread's heap, at least the one holding `p`. */
+static void test_debug_validate_is_compiled_out_without_isle_debug(
+    void **state) {
+  (void)state;
+  void *p = isle_malloc(32);
+  assert_non_null(p);
+  size_t checked = isle__heap_validate();
+  if (DEBUG_CHECKS)
+    assert_true(checked >= 1);
+  else
+    assert_int_equal(checked, 0);
+  isle_free(p);
+}
+
+/* ----- A workload that must pass ---------------------------------------- */
+
+#define VQ_SLOTS 256
+
+/* Blocks handed from the producers to the consumer, under a mutex: the
+ * test is about the heap, not about a lock-free queue. */
+typedef struct vqueue_s {
+  pthread_mutex_t lock;
+  pthread_barrier_t start;
+  void *slot[VQ_SLOTS];
+  size_t n;
+  size_t iters;
+} vqueue_t;
+
+static void vqueue_put(vqueue_t *q, void *p) {
+  for (;;) {
+    pthread_mutex_lock(&q->lock);
+    if (q->n < VQ_SLOTS) {
+      q->slot[q->n++] = p;
+      pthread_mutex_unlock(&q->lock);
+      return;
+    }
+    pthread_mutex_unlock(&q->lock);
+    sched_yield();
+  }
+}
+
+static void *vqueue_take(vqueue_t *q) {
+  pthread_mutex_lock(&q->lock);
+  void *p = q->n ? q->slot[--q->n] : NULL;
+  pthread_mutex_unlock(&q->lock);
+  return p;
+}
+
+/* Allocates blocks of many classes; frees a third itself (local frees)
+ * and hands the rest to the consumer (remote frees); validates its own
+ * heap every 1024 blocks. Exits with live blocks in the queue, so its
+ * spans are abandoned with blocks out and swept later. */
+static void *validate_producer(void *arg) {
+  vqueue_t *q = arg;
+  pthread_barrier_wait(&q->start);
+  for (size_t i = 0; i < q->iters; i++) {
+    size_t size = 1 + (i * 37) % 3000;
+    char *p = isle_malloc(size);
+    if (!p)
+      return (void *)1;
+    p[0] = (char)i;
+    if (i % 3 == 0)
+      isle_free(p);
+    else
+      vqueue_put(q, p);
+    if (i % 1024 == 0)
+      isle__heap_validate();
+  }
+  isle__heap_validate();
+  return NULL;
+}
+
+/* Two producers, the main thread consuming (and allocating blocks of its
+ * own meanwhile). The validators run at every refill, sweep and release,
+ * and at explicit calls on all three threads; a failure aborts the test
+ * binary with "isle heap: corrupt ...". */
+static void test_debug_validate_passes_on_a_threaded_workload(void **state) {
+  (void)state;
+  skip_unless_debug_checks();
+  static vqueue_t q;
+  q.n = 0;
+  q.iters = support_iters(40000);
+  pthread_mutex_init(&q.lock, NULL);
+  pthread_barrier_init(&q.start, NULL, 3);
+  pthread_t t[2];
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(pthread_create(&t[i], NULL, validate_producer, &q), 0);
+  void *mine[64] = {0};
+  pthread_barrier_wait(&q.start);
+  size_t freed = 0;
+  /* Stop once both producers are done and the queue is empty. */
+  int running = 2;
+  void *ret[2] = {NULL, NULL};
+  while (running > 0 || q.n > 0) {
+    void *p = vqueue_take(&q);
+    if (p) {
+      isle_free(p);
+      if (++freed % 1024 == 0) {
+        unsigned k = (unsigned)(freed / 1024) % 64;
+        isle_free(mine[k]);
+        mine[k] = isle_malloc(16 + k * 24);
+        assert_non_null(mine[k]);
+        assert_true(isle__heap_validate() >= 1);
+      }
+    } else if (running > 0) {
+      if (pthread_tryjoin_np(t[2 - running], &ret[2 - running]) == 0)
+        running--;
+      else
+        sched_yield();
+    }
+  }
+  assert_null(ret[0]);
+  assert_null(ret[1]);
+  /* Hands the consumer's batches over, takes remote frees in and sweeps
+   * the producers' abandoned spans: each of those steps validates. */
+  assert_true(isle__heap_validate() >= 1);
+  isle_heap_collect();
+  for (unsigned k = 0; k < 64; k++)
+    isle_free(mine[k]);
+  isle_heap_collect();
+  isle__heap_validate();
+  pthread_barrier_destroy(&q.start);
+  pthread_mutex_destroy(&q.lock);
+}
+
+/* ----- Corruption that must be reported --------------------------------- */
+
+/* What a child wrote must report a corrupt span, say `phrase`, and name
+ * `p` when it is not NULL. */
+static void assert_corruption_reported(const outcome_t *o, const char *phrase,
+                                       const void *p) {
+  char name[64] = "";
+  if (p)
+    snprintf(name, sizeof name, ": %p\n", p);
+  if (!o->aborted || strstr(o->err, "isle heap: corrupt span") == NULL ||
+      strstr(o->err, phrase) == NULL || strstr(o->err, name) == NULL) {
+    fprintf(stderr,
+            "expected an abort reporting \"%s\"%s%s; child %s (exit %d), "
+            "stderr:\n%s\n",
+            phrase, p ? " naming" : "", name, o->aborted ? "aborted" : "did not abort",
+            o->exit_code, o->err);
+    fail();
+  }
+}
+
+static char not_in_the_heap[64];
+
+/* Two blocks of one class, allocated by the parent so that the parent
+ * knows their addresses; a child frees them (q, then p: the span's free
+ * list is p -> q -> ...) and writes `bad` into one's link. */
+typedef struct corrupt_s {
+  char *p, *q;
+  void *bad;          /* the link to write */
+  bool into_q;        /* write it into q's link, else p's */
+  bool by_collection; /* report through isle_heap_collect, not validate */
+} corrupt_t;
+
+static void corrupt_local_list(void *arg) {
+  corrupt_t *c = arg;
+  isle_free(c->q);
+  isle_free(c->p);
+  isle__link_set((isle__block_t *)(c->into_q ? c->q : c->p), c->bad);
+  if (c->by_collection)
+    isle_heap_collect();
+  else
+    isle__heap_validate();
+}
+
+static void check_local_corruption(corrupt_t c, const char *phrase,
+                                   const void *named) {
+  c.p = isle_malloc(64);
+  c.q = isle_malloc(64);
+  assert_non_null(c.p);
+  assert_non_null(c.q);
+  if (c.bad == NULL)
+    c.bad = c.p; /* q -> p closes the cycle p -> q -> p */
+  if (named == NULL)
+    named = c.bad;
+  outcome_t o = run_child(corrupt_local_list, &c);
+  assert_corruption_reported(&o, phrase, named);
+  isle_free(c.p); /* the parent's copies are still live */
+  isle_free(c.q);
+}
+
+static void test_debug_validate_reports_a_link_out_of_the_span(void **state) {
+  (void)state;
+  skip_unless_debug_checks();
+  check_local_corruption((corrupt_t){.bad = not_in_the_heap},
+                         "free list: a link points outside the span's blocks",
+                         NULL);
+}
+
+static void test_debug_validate_reports_a_link_inside_a_block(void **state) {
+  (void)state;
+  skip_unless_debug_checks();
+  char *other = isle_malloc(64);
+  assert_non_null(other);
+  check_local_corruption((corrupt_t){.bad = other + 16},
+                         "free list: a link points inside a block", NULL);
+  isle_free(other);
+}
+
+static void test_debug_validate_reports_a_free_list_cycle(void **state) {
+  (void)state;
+  skip_unless_debug_checks();
+  check_local_corruption((corrupt_t){.into_q = true},
+                         "free list: a block is listed twice", NULL);
+}
+
+/* The same corruption found at a natural point: isle_heap_collect's sweep
+ * of the calling thread's spans. */
+static void test_debug_validate_reports_a_bad_link_when_collected(
+    void **state) {
+  (void)state;
+  skip_unless_debug_checks();
+  check_local_corruption(
+      (corrupt_t){.bad = not_in_the_heap, .by_collection = true},
+      "free list: a link points outside the span's blocks", NULL);
+}
+
+/* Remote frees: a thread with no heap of its own frees blocks the main
+ * thread owns, each pushed alone onto the span's xfree list; the child
+ * then makes the list's tail point at `bad` (NULL: at the head, a cycle). */
+#define REMOTE_BLOCKS 4
+
+typedef struct remote_corrupt_s {
+  char *blocks[REMOTE_BLOCKS];
+  void *bad;
+  bool by_collection; /* report when the owner takes the list in */
+} remote_corrupt_t;
+
+static void *free_all_remote(void *arg) {
+  remote_corrupt_t *c = arg;
+  for (int i = 0; i < REMOTE_BLOCKS; i++)
+    isle_free(c->blocks[i]);
+  return NULL;
+}
+
+static void corrupt_remote_list(void *arg) {
+  remote_corrupt_t *c = arg;
+  pthread_t t;
+  if (pthread_create(&t, NULL, free_all_remote, c) != 0)
+    _exit(3);
+  pthread_join(t, NULL);
+  isle__span_t *s = isle__span_of(c->blocks[0]);
+  isle__block_t *head = atomic_load(&s->xfree);
+  if (head == NULL)
+    _exit(4);
+  isle__block_t *tail = head;
+  for (int i = 0; i < REMOTE_BLOCKS && isle__link_get(tail); i++)
+    tail = isle__link_get(tail);
+  isle__link_set(tail, c->bad ? c->bad : head);
+  if (c->by_collection)
+    isle_heap_collect();
+  else
+    isle__heap_validate();
+}
+
+static void check_remote_corruption(remote_corrupt_t c, const char *phrase) {
+  for (int i = 0; i < REMOTE_BLOCKS; i++) {
+    c.blocks[i] = isle_malloc(80);
+    assert_non_null(c.blocks[i]);
+  }
+  outcome_t o = run_child(corrupt_remote_list, &c);
+  assert_corruption_reported(&o, phrase, c.bad);
+  for (int i = 0; i < REMOTE_BLOCKS; i++)
+    isle_free(c.blocks[i]);
+}
+
+static void test_debug_validate_reports_a_remote_free_cycle(void **state) {
+  (void)state;
+  skip_unless_debug_checks();
+  check_remote_corruption((remote_corrupt_t){0},
+                          "remote-free list: a block is listed twice");
+}
+
+/* The bounded walk when the owner takes the list in (isle_heap_collect ->
+ * isle__span_collect), which would otherwise loop for ever on the cycle. */
+static void test_debug_validate_reports_a_remote_free_cycle_when_taken_in(
+    void **state) {
+  (void)state;
+  skip_unless_debug_checks();
+  check_remote_corruption((remote_corrupt_t){.by_collection = true},
+                          "remote-free list: a block is listed twice");
+}
+
+static void test_debug_validate_reports_a_remote_free_link_out_of_the_span(
+    void **state) {
+  (void)state;
+  skip_unless_debug_checks();
+  check_remote_corruption(
+      (remote_corrupt_t){.bad = not_in_the_heap},
+      "remote-free list: a link points outside the span's blocks");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_debug_correct_frees_do_not_abort),
@@ -275,6 +589,17 @@ int main(void) {
       cmocka_unit_test(test_debug_free_of_a_stack_pointer_aborts),
       cmocka_unit_test(test_debug_free_of_a_static_pointer_aborts),
       cmocka_unit_test(test_debug_free_of_an_interior_pointer_aborts),
+      cmocka_unit_test(test_debug_validate_is_compiled_out_without_isle_debug),
+      cmocka_unit_test(test_debug_validate_passes_on_a_threaded_workload),
+      cmocka_unit_test(test_debug_validate_reports_a_link_out_of_the_span),
+      cmocka_unit_test(test_debug_validate_reports_a_link_inside_a_block),
+      cmocka_unit_test(test_debug_validate_reports_a_free_list_cycle),
+      cmocka_unit_test(test_debug_validate_reports_a_bad_link_when_collected),
+      cmocka_unit_test(test_debug_validate_reports_a_remote_free_cycle),
+      cmocka_unit_test(
+          test_debug_validate_reports_a_remote_free_cycle_when_taken_in),
+      cmocka_unit_test(
+          test_debug_validate_reports_a_remote_free_link_out_of_the_span),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
