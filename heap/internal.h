@@ -96,7 +96,8 @@ enum isle__span_kind_e {
  *   where `used` counts every block not in `free`: blocks the user holds,
  *   blocks in another thread's batch, and blocks in `xfree` until the owner
  *   takes them in. A span is released to the pool only when used == 0, so
- *   a block in flight keeps its span alive.
+ *   a block in flight keeps its span alive. Debug builds check it with
+ *   isle__span_validate (validate.c).
  */
 struct isle__span_s {
   /* -- first line: what the free fast path reads, owner-written -- */
