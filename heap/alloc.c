@@ -324,7 +324,10 @@ __attribute__((noinline)) static void span_emptied_local(isle__heap_t *h,
     isle__span_release_local(h, s);
 }
 
-static void free_large(isle__heap_t *h, isle__span_t *s) {
+/* Not inlined: free_slow then saves no registers and reaches both this and
+ * isle__free_remote (remote.c) by a tail jump. */
+__attribute__((noinline)) static void free_large(isle__heap_t *h,
+                                                 isle__span_t *s) {
   isle__heap_t *owner = atomic_load_explicit(&s->xowner, memory_order_relaxed);
   size_t usable = isle__span_usable(s);
   isle__track_free(s->start, usable);
