@@ -246,15 +246,22 @@ static void actor_end(isle_runtime_t *rt, isle__worker_t *w, isle__actor_t *a,
   isle__mbox_close(&s->mbox, drain_one, &d);
   if (d.dead)
     counter_inc(&rt->xdead_letters, d.dead);
-  /* seq_cst loads, after the seq_cst close: see names.c and timer.c. */
+  /* seq_cst load, after the seq_cst close: a module that sets its bit
+   * and then looks at the mailbox, both seq_cst, either sees the close or
+   * has its bit seen here (names.c). Acquire on the count: the hooks it
+   * covers were written before it (isle__end_hook_add). Before links hear
+   * of the end: a supervisor restarting the actor can register its name
+   * again. */
   uint32_t flags = atomic_load_explicit(&s->xflags, memory_order_seq_cst);
-  if (flags & ISLE__SLOT_NAMED)
-    isle__names_forget(rt, a->self); /* before links hear (restarts) */
+  if (flags) {
+    uint32_t n = atomic_load_explicit(&rt->xnend_hooks, memory_order_acquire);
+    for (uint32_t i = 0; i < n; i++)
+      if (flags & (UINT32_C(1) << i))
+        rt->end_hooks[i](rt, a->self);
+  }
   if (counted && a->type->finalize)
     a->type->finalize(&ctx, a->state);
   isle__life_end(&ctx, reason, notify);
-  if (flags & ISLE__SLOT_TIMED)
-    isle__timers_forget(rt, a->self);
   atomic_store_explicit(&s->xactor, NULL, memory_order_relaxed);
   isle_free(a);
   slot_free(rt, s);

@@ -19,11 +19,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <time.h> /* isle__now_ns */
-
-#include <uv.h>
 
 #include "isle/actor.h"
+#include "heap/clock.h" /* isle__now_ns */
 #include "isle/error.h"
 #include "mailbox/internal.h"
 
@@ -35,7 +33,6 @@
 
 typedef struct isle__actor_s isle__actor_t;
 typedef struct isle__worker_s isle__worker_t;
-typedef struct isle__loop_s isle__loop_t;
 
 /* One handle's table entry, one cache line. */
 typedef struct isle__slot_s {
@@ -43,14 +40,12 @@ typedef struct isle__slot_s {
   _Atomic(isle__actor_t *) xactor; /* current occupant, NULL when free */
   _Atomic uint32_t xgen;           /* generation of the last occupant */
   _Atomic uint32_t xnext_free;     /* free stack link: index + 1 */
-  /* ISLE__SLOT_* bits, set by any thread, cleared at spawn (names.c,
-   * timer.c say why they are here and not in the actor block). */
+  /* One bit per end-of-actor hook (isle__end_hook_add) that wants to
+   * hear when the occupant ends; set by any thread, cleared at spawn
+   * (names.c and io/timer.c say why in the slot, not the actor block). */
   _Atomic uint32_t xflags;
   uint32_t spare;
 } isle__slot_t;
-
-#define ISLE__SLOT_NAMED 1u /* a name may be registered for the occupant */
-#define ISLE__SLOT_TIMED 2u /* a timer may target the occupant */
 
 /* Message flags of the actor layer (above the mailbox's bits 0..7):
  * SYSTEM marks the runtime's own messages (life.c), which the turn looks
@@ -142,14 +137,39 @@ struct isle__worker_s {
   unsigned nmuted;
   unsigned muted_cap;
   isle__muted_t *muted;
-  isle__loop_t *loop; /* ISLE_IO_WORKERS: its own libuv loop */
 };
+
+/* The layer above the core (io/: loops, timers, TCP) plugs in here, so
+ * that the core knows nothing of libuv. It is attached on its first use
+ * (isle__upper_attach) and gives the workers a way to wait for its events
+ * and the runtime a way to free it. poll, sleep and wake may be NULL
+ * (the layer has no events of the workers' own: they sleep on futexes). */
+typedef struct isle__upper_ops_s {
+  /* Runs w's ready events without blocking; true when w has event
+   * sources at all (it then spins less before it sleeps and polls every
+   * 32 turns while busy). w's own thread. */
+  bool (*poll)(isle__worker_t *w);
+  /* Blocks w until one of its events or `wake`; may return early. w's
+   * own thread, with w->xsleep set. */
+  void (*sleep)(isle__worker_t *w);
+  /* Makes a `sleep` of w return. Any thread, async-signal-safe. */
+  void (*wake)(isle__worker_t *w);
+  /* isle_runtime_free, first: stops the layer's threads, closes what is
+   * open and frees its state. The freeing thread, no worker running. */
+  void (*free)(isle_runtime_t *rt, void *state);
+} isle__upper_ops_t;
+
+/* End-of-actor hooks: modules that keep per-actor records outside the
+ * actor (names, timers) register one and set its bit in the slot of an
+ * actor they keep a record for; an ending actor calls the hooks whose bit
+ * is set, after its mailbox closed and before finalize. */
+typedef void (*isle__end_fn)(isle_runtime_t *rt, isle_ref_t self);
+#define ISLE__END_HOOKS 8u
 
 struct isle_runtime_s {
   isle_runtime_config_t cfg;
   unsigned nworkers;
   isle__worker_t *workers;
-  isle__loop_t *worker_loops; /* ISLE_IO_WORKERS: one per worker */
   /* Slots: a table mapped once (pages commit as used), a bump index for
    * never-used slots and a free stack (index + 1, tagged against ABA). */
   isle__slot_t *slots;
@@ -180,32 +200,27 @@ struct isle_runtime_s {
   _Atomic uint64_t xfailed;
   _Atomic uint64_t xdead_letters;
   _Atomic uint64_t xstalls;
-  _Atomic uint64_t xtimers_fired;
-  _Atomic uint64_t xtimers_dropped;
-  _Atomic uint64_t xtcp_accepted;
-  _Atomic uint64_t xtcp_refused;
-  _Atomic uint64_t xtcp_open;
   _Atomic uint64_t xnext_id; /* monitor and timer ids */
-  /* Names (names.c), the io thread's loop (loop.c) with its timers
-   * (timer.c) and TCP (io.c): created on first use. */
+  /* Names (names.c): created on first use. */
   pthread_mutex_t names_lock;
   struct isle__names_s *names;
-  pthread_mutex_t loop_lock;
-  _Atomic(struct isle__loop_s *) xloop;
-  pthread_mutex_t timers_lock;
-  struct isle__timers_s *timers;
-  struct isle__io_s *io;
+  /* End-of-actor hooks: `xnend_hooks` of them, each written once before
+   * the count that covers it is published (release; the ending actor's
+   * acquire load). Bit i of a slot's xflags asks for hook i. */
+  pthread_mutex_t hooks_lock; /* adders, one at a time */
+  isle__end_fn end_hooks[ISLE__END_HOOKS];
+  _Atomic uint32_t xnend_hooks;
+  uint32_t names_hook; /* names.c's bit */
+  /* The layer above (see isle__upper_ops_t): its state and operations,
+   * published together by isle__upper_attach under upper_lock (release
+   * stores; acquire loads in isle__upper and the workers). */
+  pthread_mutex_t upper_lock;
+  _Atomic(void *) xupper;
+  _Atomic(const isle__upper_ops_t *) xupper_ops;
 };
 
 static inline isle__slot_t *isle__slot_of(isle_runtime_t *rt, isle_ref_t r) {
   return &rt->slots[(uint32_t)r - 1];
-}
-
-/* The monotonic clock in nanoseconds (vDSO: no system call). */
-static inline uint64_t isle__now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Owner-written counter: a relaxed load and store, no RMW; readers only
@@ -251,7 +266,8 @@ bool isle__sched_any_work(isle_runtime_t *rt, bool runnext);
 /* Wakes one sleeping worker if there is one. Any thread. */
 void isle__wake_one(isle_runtime_t *rt);
 void isle__wake_all(isle_runtime_t *rt);
-/* Wakes `w` whose xsleep the caller has cleared: futex, or its loop. */
+/* Wakes `w` whose xsleep the caller has cleared: its futex and, with the
+ * layer above attached, that layer's wake. */
 void isle__worker_wake(isle__worker_t *w);
 void isle__futex_wait(_Atomic uint32_t *word, uint32_t expect,
                       uint32_t timeout_ms);
@@ -293,65 +309,26 @@ int isle__life_link_child(isle_ctx_t *ctx, isle__actor_t *child);
 
 /* ----- names.c ----------------------------------------------------------- */
 
-/* The actor `self` ended: frees its name, if it has one. */
-void isle__names_forget(isle_runtime_t *rt, isle_ref_t self);
+/* Registers names.c's end hook (isle_runtime_new). */
+void isle__names_init(isle_runtime_t *rt);
 void isle__names_free(isle_runtime_t *rt);
 
-/* ----- loop.c: the io thread --------------------------------------------- */
+/* ----- runtime.c: the layer above and end-of-actor hooks ------------------ */
 
-typedef struct isle__cmd_s isle__cmd_t;
-
-/* Work for the io thread: run(c, loop) runs there and owns c. */
-struct isle__cmd_s {
-  isle__cmd_t *next;
-  void (*run)(isle__cmd_t *c, isle__loop_t *l);
-};
-
-/* A libuv loop and its command queue: the io thread's, or (with
- * ISLE_IO_WORKERS) one per worker, run by that worker between turns and
- * while it sleeps. */
-struct isle__loop_s {
-  isle_runtime_t *rt;
-  isle__worker_t *worker; /* the worker that runs it; NULL: the io thread */
-  uv_loop_t uv;
-  uv_async_t wake;
-  pthread_t thread;
-  pthread_mutex_t lock; /* the command list */
-  isle__cmd_t *head, *tail;
-  isle__cmd_t quit; /* posted by isle__loop_free: stopping cannot fail */
-  unsigned conns;   /* open connections on it (its thread only) */
-};
-
-/* Sets up `l` for `w` (NULL: the io thread). 0 or ISLE_ENOMEM. */
-int isle__loop_init(isle__loop_t *l, isle_runtime_t *rt, isle__worker_t *w);
-/* The io thread's loop, started on first use; NULL without memory or
- * threads. */
-isle__loop_t *isle__loop_get(isle_runtime_t *rt);
-/* Queues `c` for the loop's thread and wakes it. Any thread. */
-void isle__loop_post(isle__loop_t *l, isle__cmd_t *c);
-/* Whether the calling thread is the worker that runs `l` (false for the
- * io thread's loop). */
-bool isle__loop_mine(const isle__loop_t *l);
-/* Stops the io thread (runtime teardown). */
-void isle__loop_free(isle_runtime_t *rt);
-/* Closes a worker's loop and what is open on it; the calling thread runs
- * it (teardown, no worker running). */
-void isle__loop_close_worker(isle__loop_t *l);
-
-/* ----- timer.c ----------------------------------------------------------- */
-
-/* The actor `self` ended: its timers are dropped (and counted). */
-void isle__timers_forget(isle_runtime_t *rt, isle_ref_t self);
-/* On the io thread, stopping: drops every timer (counted). */
-void isle__timers_quit(isle__loop_t *l);
-/* After the io thread stopped: frees the timer table. */
-void isle__timers_free(isle_runtime_t *rt);
-
-/* ----- io.c -------------------------------------------------------------- */
-
-/* On the loop's thread, stopping: closes its listeners and connections. */
-void isle__io_quit(isle__loop_t *l);
-/* After the io thread stopped: frees the connection table. */
-void isle__io_free(isle_runtime_t *rt);
+/* Adds an end-of-actor hook; its slot bit goes to *bit. 0, or ISLE_ENOMEM
+ * when all ISLE__END_HOOKS are taken. Any thread; a hook stays until the
+ * runtime is freed. */
+int isle__end_hook_add(isle_runtime_t *rt, isle__end_fn fn, uint32_t *bit);
+/* The state of the layer above, NULL until it is attached (and again once
+ * isle_runtime_free freed it). Any thread. */
+void *isle__upper(isle_runtime_t *rt);
+/* Attaches the layer above on its first use: under a lock, if none is
+ * attached yet, calls create(rt, arg) and, when it returns state, publishes it
+ * with `ops` and wakes every sleeping worker so that it sleeps in the
+ * layer's `sleep` from then on. Returns the state (NULL when create
+ * failed). Any thread, also while the runtime runs. */
+void *isle__upper_attach(isle_runtime_t *rt,
+                         void *(*create)(isle_runtime_t *rt, void *arg),
+                         void *arg, const isle__upper_ops_t *ops);
 
 #endif /* ISLE_ACTOR_INTERNAL_H */

@@ -7,7 +7,7 @@
  *
  * A name must never outlive its actor. Register and the ending actor
  * meet without the ending actor taking the lock every time: register sets
- * the slot's NAMED bit, then looks whether the mailbox is closed; the
+ * the slot's bit of this module's end hook, then looks whether the mailbox is closed; the
  * ending actor closes its mailbox, then looks at the bit (all four
  * sequentially consistent). Either register sees the close and refuses, or
  * the ending actor sees the bit and removes the name under the lock.
@@ -136,7 +136,8 @@ static void remove_entry(struct isle__names_s *t, entry_t *e) {
 
 /* ===== Internal functions ============================================== */
 
-void isle__names_forget(isle_runtime_t *rt, isle_ref_t self) {
+/* The end hook: the actor `self` ended; frees its name, if it has one. */
+static void names_forget(isle_runtime_t *rt, isle_ref_t self) {
   pthread_mutex_lock(&rt->names_lock);
   if (rt->names) {
     entry_t *e = *find_ref(rt->names, self);
@@ -144,6 +145,12 @@ void isle__names_forget(isle_runtime_t *rt, isle_ref_t self) {
       remove_entry(rt->names, e);
   }
   pthread_mutex_unlock(&rt->names_lock);
+}
+
+void isle__names_init(isle_runtime_t *rt) {
+  /* The first hook of a new runtime: there is always room for it. */
+  int rc = isle__end_hook_add(rt, names_forget, &rt->names_hook);
+  (void)rc;
 }
 
 void isle__names_free(isle_runtime_t *rt) {
@@ -179,7 +186,7 @@ int isle_name_register(isle_runtime_t *rt, const char *name, isle_ref_t ref) {
   } else {
     /* seq_cst, then the seq_cst look at the mailbox: see the top. A
      * handle of an older generation finds the slot's epoch moved on. */
-    atomic_fetch_or_explicit(&s->xflags, ISLE__SLOT_NAMED,
+    atomic_fetch_or_explicit(&s->xflags, rt->names_hook,
                              memory_order_seq_cst);
     uint64_t c = atomic_load_explicit(&s->mbox.xcount, memory_order_seq_cst);
     if ((c & ISLE__MB_CLOSED) ||

@@ -50,14 +50,19 @@
 
 _Thread_local isle__worker_t *isle__tls_worker;
 
-/* ISLE_IO_WORKERS: runs the ready callbacks of w's loop without blocking
- * (an epoll_wait with no timeout); reads become messages to their owners,
- * scheduled on this worker. Only when connections are open on it: a
- * runtime without I/O never makes the system call. */
-static void poll_io(isle__worker_t *w) {
+/* The layer above's operations, NULL until it is attached. Acquire:
+ * pairs with the release store in isle__upper_attach, so the state its
+ * operations use is seen. */
+static const isle__upper_ops_t *upper_ops(isle_runtime_t *rt) {
+  return atomic_load_explicit(&rt->xupper_ops, memory_order_acquire);
+}
+
+/* Runs the ready events of the layer above (I/O callbacks: reads become
+ * messages to their owners, scheduled on this worker) without blocking;
+ * whether w has event sources. */
+static bool poll_upper(isle__worker_t *w, const isle__upper_ops_t *ops) {
   ISLE__CHAOS("park.poll_io");
-  if (w->loop && w->loop->conns)
-    uv_run(&w->loop->uv, UV_RUN_NOWAIT);
+  return ops && ops->poll && ops->poll(w);
 }
 
 #define HOLD_ONE (UINT64_C(1) | UINT64_C(1) << 32) /* one more, one more ever  \
@@ -83,16 +88,16 @@ static bool run_quiescent(isle_runtime_t *rt) {
 }
 
 /* Sleeps until woken; returns false when the run is over. */
-static bool worker_park(isle__worker_t *w) {
+static bool worker_park(isle__worker_t *w, bool events) {
   isle_runtime_t *rt = w->rt;
-  unsigned spins = w->loop && w->loop->conns ? IO_SPINS : SPINS;
+  unsigned spins = events ? IO_SPINS : SPINS;
   for (unsigned i = 0; i < spins; i++) {
     if (atomic_load_explicit(&rt->xdone, memory_order_acquire))
       return false;
     if (isle__sched_any_work(rt, false))
       return true;
-    if (w->loop && i % 64 == 63) {
-      poll_io(w);
+    if (events && i % 64 == 63) {
+      poll_upper(w, upper_ops(rt));
       if (isle__sched_has_runnext(w) || isle__sched_any_work(rt, false))
         return true;
     }
@@ -113,12 +118,22 @@ static bool worker_park(isle__worker_t *w) {
     isle__wake_all(rt);
   } else if (!work && !atomic_load_explicit(&rt->xdone, memory_order_seq_cst)) {
     isle__owner_add(&w->xparks, 1);
-    if (w->loop) {
-      /* Sleep in epoll: I/O on this worker's connections wakes it as well
-       * as a waker's uv_async_send (isle__worker_wake). One round: an
-       * I/O callback may have made an actor runnable here. */
+    /* seq_cst, after the store of xsleep: a waker clears xsleep, then
+     * loads the operations (isle__worker_wake), and the attaching thread
+     * stores them, then wakes every sleeper (isle__upper_attach). So
+     * either this worker sees no operations and sleeps on its futex,
+     * which every waker wakes, or it sees them, and then a waker that
+     * cleared xsleep after the load below sees them too and wakes the
+     * layer's sleep; one that cleared it before is seen below. */
+    const isle__upper_ops_t *ops =
+        atomic_load_explicit(&rt->xupper_ops, memory_order_seq_cst);
+    if (ops && ops->sleep) {
+      /* Sleep in the layer above (epoll): its events wake the worker as
+       * well as a waker. One round: an I/O callback may have made an
+       * actor runnable here. */
       ISLE__CHAOS("park.uv_run");
-      uv_run(&w->loop->uv, UV_RUN_ONCE);
+      if (atomic_load_explicit(&w->xsleep, memory_order_seq_cst))
+        ops->sleep(w);
       ISLE__CHAOS("park.uv_run_done");
     } else {
       while (atomic_load_explicit(&w->xsleep, memory_order_seq_cst) &&
@@ -150,14 +165,15 @@ static void *worker_main(void *arg) {
     if (atomic_load_explicit(&rt->xstop, memory_order_acquire))
       break;
     isle__actor_t *a = isle__sched_next(w);
+    const isle__upper_ops_t *ops = upper_ops(rt);
     if (a) {
       isle__actor_turn(w, a);
       /* I/O gets a look every 32 turns, so a busy worker still serves
        * its connections. */
-      if (w->loop && ++w->io_tick % 32 == 0)
-        poll_io(w);
+      if (ops && ++w->io_tick % 32 == 0)
+        poll_upper(w, ops);
     } else {
-      poll_io(w);
+      bool events = poll_upper(w, ops);
       if (isle__sched_has_runnext(w) || isle__sched_any_work(rt, false))
         continue;
       if (w->nmuted) {
@@ -165,7 +181,7 @@ static void *worker_main(void *arg) {
         isle__cpu_relax();
         continue;
       }
-      if (!worker_park(w))
+      if (!worker_park(w, events))
         break;
     }
   }
@@ -237,12 +253,9 @@ void isle_runtime_config_init(isle_runtime_config_t *cfg) {
     memset(cfg, 0, sizeof *cfg);
 }
 
-/* Frees what isle_runtime_new made before failing: the first `loops`
- * worker loops, the slot table, the workers. */
-static void new_undo(isle_runtime_t *rt, unsigned loops) {
-  for (unsigned i = 0; i < loops; i++)
-    isle__loop_close_worker(&rt->worker_loops[i]);
-  isle_free(rt->worker_loops);
+/* Frees what isle_runtime_new made before failing: the slot table, the
+ * workers. */
+static void new_undo(isle_runtime_t *rt) {
   munmap(rt->slots, sizeof(isle__slot_t) * (size_t)rt->cfg.max_actors);
   isle_free(rt->workers);
   isle_free(rt);
@@ -309,39 +322,20 @@ int isle_runtime_new(const isle_runtime_config_t *cfg, isle_runtime_t **out) {
     w->ctx.rt = rt;
     w->ctx.worker = w;
   }
-  if (c.io_mode == ISLE_IO_DEFAULT)
-    c.io_mode = rt->cfg.io_mode = ISLE_IO_WORKERS;
-  if ((unsigned)c.io_mode > ISLE_IO_THREAD) {
-    new_undo(rt, 0);
-    return ISLE_EINVAL;
-  }
-  if (c.io_mode == ISLE_IO_WORKERS) {
-    rt->worker_loops =
-        isle_aligned_alloc(ISLE__CACHE, sizeof *rt->worker_loops * c.workers);
-    unsigned i = 0;
-    for (; rt->worker_loops && i < c.workers; i++) {
-      if (isle__loop_init(&rt->worker_loops[i], rt, &rt->workers[i]) != 0)
-        break;
-      rt->workers[i].loop = &rt->worker_loops[i];
-    }
-    if (i < c.workers) {
-      new_undo(rt, i);
-      return ISLE_ENOMEM;
-    }
-  }
   if (c.profile_path && !isle_profile_running()) {
     int rc = isle_profile_start(
         c.profile_path, c.profile_interval_ms ? c.profile_interval_ms : 10);
     if (rc) {
-      new_undo(rt, rt->worker_loops ? c.workers : 0);
+      new_undo(rt);
       return rc;
     }
     rt->profiling = true;
   }
   pthread_mutex_init(&rt->global_lock, NULL);
   pthread_mutex_init(&rt->names_lock, NULL);
-  pthread_mutex_init(&rt->timers_lock, NULL);
-  pthread_mutex_init(&rt->loop_lock, NULL);
+  pthread_mutex_init(&rt->upper_lock, NULL);
+  pthread_mutex_init(&rt->hooks_lock, NULL);
+  isle__names_init(rt);
   *out = rt;
   return 0;
 }
@@ -439,21 +433,21 @@ int isle_runtime_free(isle_runtime_t *rt) {
     return 0;
   if (atomic_load(&rt->xrunning))
     return ISLE_EBUSY;
-  /* The io thread first: no timer or connection delivers into what ends
-   * next. */
-  isle__loop_free(rt);
-  for (unsigned i = 0; rt->worker_loops && i < rt->nworkers; i++)
-    isle__loop_close_worker(&rt->worker_loops[i]);
-  isle_free(rt->worker_loops);
-  isle__timers_free(rt);
-  isle__io_free(rt);
+  /* The layer above first: no timer or connection delivers into what
+   * ends next. Its end hooks then find no state (isle__upper: NULL). */
+  void *upper = atomic_load_explicit(&rt->xupper, memory_order_acquire);
+  if (upper) {
+    upper_ops(rt)->free(rt, upper);
+    atomic_store_explicit(&rt->xupper, NULL, memory_order_release);
+    atomic_store_explicit(&rt->xupper_ops, NULL, memory_order_release);
+  }
   isle__actors_end_all(rt);
   isle__names_free(rt);
   munmap(rt->slots, sizeof(isle__slot_t) * (size_t)rt->cfg.max_actors);
   pthread_mutex_destroy(&rt->global_lock);
   pthread_mutex_destroy(&rt->names_lock);
-  pthread_mutex_destroy(&rt->timers_lock);
-  pthread_mutex_destroy(&rt->loop_lock);
+  pthread_mutex_destroy(&rt->upper_lock);
+  pthread_mutex_destroy(&rt->hooks_lock);
   bool profiling = rt->profiling;
   for (unsigned i = 0; i < rt->nworkers; i++)
     isle_free(rt->workers[i].muted);
@@ -475,15 +469,6 @@ int isle_runtime_stats(isle_runtime_t *rt, isle_runtime_stats_t *out) {
   out->dead_letters =
       atomic_load_explicit(&rt->xdead_letters, memory_order_relaxed);
   out->stalls = atomic_load_explicit(&rt->xstalls, memory_order_relaxed);
-  out->timers_fired =
-      atomic_load_explicit(&rt->xtimers_fired, memory_order_relaxed);
-  out->timers_dropped =
-      atomic_load_explicit(&rt->xtimers_dropped, memory_order_relaxed);
-  out->tcp_accepted =
-      atomic_load_explicit(&rt->xtcp_accepted, memory_order_relaxed);
-  out->tcp_refused =
-      atomic_load_explicit(&rt->xtcp_refused, memory_order_relaxed);
-  out->tcp_open = atomic_load_explicit(&rt->xtcp_open, memory_order_relaxed);
   for (unsigned i = 0; i < rt->nworkers; i++) {
     isle__worker_t *w = &rt->workers[i];
     out->messages += atomic_load_explicit(&w->xmessages, memory_order_relaxed);
@@ -498,4 +483,50 @@ int isle_runtime_stats(isle_runtime_t *rt, isle_runtime_stats_t *out) {
   uint64_t ended = out->stopped + out->failed;
   out->actors_live = out->spawned > ended ? out->spawned - ended : 0;
   return 0;
+}
+
+/* ===== The layer above and end-of-actor hooks ========================== */
+
+int isle__end_hook_add(isle_runtime_t *rt, isle__end_fn fn, uint32_t *bit) {
+  pthread_mutex_lock(&rt->hooks_lock);
+  uint32_t n = atomic_load_explicit(&rt->xnend_hooks, memory_order_relaxed);
+  if (n < ISLE__END_HOOKS) {
+    rt->end_hooks[n] = fn;
+    /* Release: the ending actor's acquire load of the count sees fn. */
+    atomic_store_explicit(&rt->xnend_hooks, n + 1, memory_order_release);
+    *bit = UINT32_C(1) << n;
+  }
+  pthread_mutex_unlock(&rt->hooks_lock);
+  return n < ISLE__END_HOOKS ? 0 : ISLE_ENOMEM;
+}
+
+void *isle__upper(isle_runtime_t *rt) {
+  return atomic_load_explicit(&rt->xupper, memory_order_acquire);
+}
+
+void *isle__upper_attach(isle_runtime_t *rt,
+                         void *(*create)(isle_runtime_t *rt, void *arg),
+                         void *arg, const isle__upper_ops_t *ops) {
+  void *state = isle__upper(rt);
+  if (state)
+    return state;
+  pthread_mutex_lock(&rt->upper_lock);
+  state = atomic_load_explicit(&rt->xupper, memory_order_relaxed);
+  if (!state && (state = create(rt, arg)) != NULL) {
+    /* The state before the operations (release each): a worker that sees
+     * the operations finds the state they use. seq_cst for the
+     * operations: see the sleeping argument in worker_park. */
+    atomic_store_explicit(&rt->xupper, state, memory_order_release);
+    atomic_store_explicit(&rt->xupper_ops, ops, memory_order_seq_cst);
+    /* Workers asleep on their futexes move into the layer's sleep. */
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+      uint32_t one = 1;
+      if (atomic_compare_exchange_strong_explicit(
+              &rt->workers[i].xsleep, &one, 0, memory_order_seq_cst,
+              memory_order_relaxed))
+        isle__worker_wake(&rt->workers[i]);
+    }
+  }
+  pthread_mutex_unlock(&rt->upper_lock);
+  return state;
 }

@@ -118,10 +118,15 @@ void isle__wake_one(isle_runtime_t *rt) {
 }
 
 void isle__worker_wake(isle__worker_t *w) {
-  if (w->loop)
-    uv_async_send(&w->loop->wake); /* it sleeps in epoll; signal-safe */
-  else
-    isle__futex_wake(&w->xsleep, 1);
+  /* Both, when the layer above is attached: the worker may have looked
+   * before it was (worker_park says why that is enough). seq_cst load,
+   * after the caller's seq_cst clear of xsleep. Both calls are
+   * async-signal-safe (isle_runtime_stop). */
+  isle__futex_wake(&w->xsleep, 1);
+  const isle__upper_ops_t *ops =
+      atomic_load_explicit(&w->rt->xupper_ops, memory_order_seq_cst);
+  if (ops && ops->wake)
+    ops->wake(w);
 }
 
 void isle__wake_all(isle_runtime_t *rt) {

@@ -162,13 +162,15 @@ typedef struct server_signals_s {
 static inline void server_print_stats(const char *name, isle_runtime_t *rt) {
   isle_runtime_stats_t st;
   isle_runtime_stats(rt, &st);
+  isle_io_stats_t io;
+  isle_io_stats(rt, &io);
   uint64_t live = 0, objects = 0, held = 0;
   server_heap_totals(&live, &objects, &held);
   fprintf(stderr,
           "%s: stats actors_live=%llu tcp_open=%llu tcp_accepted=%llu "
           "messages=%llu live_bytes=%llu live_objects=%llu held_bytes=%llu\n",
           name, (unsigned long long)st.actors_live,
-          (unsigned long long)st.tcp_open, (unsigned long long)st.tcp_accepted,
+          (unsigned long long)io.tcp_open, (unsigned long long)io.tcp_accepted,
           (unsigned long long)st.messages, (unsigned long long)live,
           (unsigned long long)objects, (unsigned long long)held);
 }
@@ -238,10 +240,17 @@ static inline int server_main(const char *name, const server_opts_t *o,
   isle_runtime_config_t cfg;
   isle_runtime_config_init(&cfg);
   cfg.workers = o->workers;
-  cfg.io_mode = o->io_mode;
   isle_runtime_t *rt;
   isle_ref_t acceptor;
   int rc = isle_runtime_new(&cfg, &rt);
+  if (rc == 0) {
+    isle_io_config_t io;
+    isle_io_config_init(&io);
+    io.mode = o->io_mode;
+    rc = isle_io_config(rt, &io);
+    if (rc)
+      isle_runtime_free(rt);
+  }
   if (rc) {
     fprintf(stderr, "%s: %s\n", name, isle_strerror(rc));
     return 1;
@@ -272,6 +281,8 @@ static inline int server_main(const char *name, const server_opts_t *o,
   pthread_join(sig_thread, NULL);
   isle_runtime_stats_t st;
   isle_runtime_stats(rt, &st);
+  isle_io_stats_t io;
+  isle_io_stats(rt, &io);
   isle_runtime_free(rt);
   /* What the threads freed for each other is taken in first. */
   isle_heap_collect();
@@ -280,8 +291,8 @@ static inline int server_main(const char *name, const server_opts_t *o,
   fprintf(stderr,
           "%s: %llu connections (%llu refused), %llu messages, %llu actors; "
           "heap %llu bytes in %llu objects live; bye\n",
-          name, (unsigned long long)st.tcp_accepted,
-          (unsigned long long)st.tcp_refused, (unsigned long long)st.messages,
+          name, (unsigned long long)io.tcp_accepted,
+          (unsigned long long)io.tcp_refused, (unsigned long long)st.messages,
           (unsigned long long)st.spawned, (unsigned long long)live,
           (unsigned long long)objects);
   return rc ? 1 : 0;

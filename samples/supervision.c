@@ -201,10 +201,12 @@ int main(int argc, char **argv) {
     rc = isle_runtime_run(rt);
   isle_runtime_stats_t st;
   isle_runtime_stats(rt, &st);
+  isle_io_stats_t io;
+  isle_io_stats(rt, &io);
   printf("done: %llu actors spawned, %llu ended normally, %llu abnormally; "
          "%llu timer ticks\n",
          (unsigned long long)st.spawned, (unsigned long long)st.stopped,
-         (unsigned long long)st.failed, (unsigned long long)st.timers_fired);
+         (unsigned long long)st.failed, (unsigned long long)io.timers_fired);
   isle_runtime_free(rt);
   if (rc) {
     fprintf(stderr, "supervision: %s\n", isle_strerror(rc));

@@ -88,8 +88,8 @@ int main(int argc, char **argv) {
     }
   }
   isle_runtime_run(rt);
-  isle_runtime_stats_t st;
-  isle_runtime_stats(rt, &st);
+  isle_io_stats_t st;
+  isle_io_stats(rt, &st);
   isle_runtime_free(rt);
   if (st.timers_fired != nd * per) {
     fprintf(stderr, "timer_error: %llu of %zu fired\n",

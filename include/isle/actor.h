@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "isle/api.h"
 #include "isle/mailbox.h"
 
 #ifdef __cplusplus
@@ -83,12 +84,6 @@ typedef struct isle_actor_type_s {
 typedef void (*isle_stall_fn)(const char *type_name, unsigned worker,
                               uint64_t ms, void *arg);
 
-typedef enum isle_io_mode_e {
-  ISLE_IO_DEFAULT = 0, /* ISLE_IO_WORKERS */
-  ISLE_IO_WORKERS,     /* each worker runs a libuv loop for its connections */
-  ISLE_IO_THREAD,      /* one dedicated io thread runs every connection */
-} isle_io_mode_t;
-
 typedef struct isle_runtime_config_s {
   unsigned workers;       /* worker threads; 0: one per online CPU */
   unsigned batch;         /* messages per actor turn; 0: 64 */
@@ -104,8 +99,6 @@ typedef struct isle_runtime_config_s {
    * final snapshot. */
   const char *profile_path;
   unsigned profile_interval_ms; /* 0: 10 */
-  /* Where TCP (include/isle/io.h) runs; docs/io.md has the figures. */
-  isle_io_mode_t io_mode;
 } isle_runtime_config_t;
 
 typedef struct isle_runtime_stats_s {
@@ -121,36 +114,30 @@ typedef struct isle_runtime_stats_s {
   uint64_t steals;         /* actors taken from another worker's queue */
   uint64_t parks;          /* times a worker went to sleep */
   uint64_t stalls;         /* stall reports */
-  uint64_t timers_fired;   /* timer messages delivered */
-  uint64_t timers_dropped; /* timers whose target was gone or full, or
-                              that never fired (runtime freed) */
-  uint64_t tcp_accepted;   /* connections accepted (include/isle/io.h) */
-  uint64_t tcp_refused;    /* ... closed at once: over max_conns */
-  uint64_t tcp_open;       /* open now */
 } isle_runtime_stats_t;
 
 /* ===== The runtime — any thread ========================================== */
 
 /* Fills *cfg with the defaults (all zero: every field's default). */
-void isle_runtime_config_init(isle_runtime_config_t *cfg);
+ISLE_API void isle_runtime_config_init(isle_runtime_config_t *cfg);
 
 /* A runtime, not yet running; `cfg` NULL means defaults. Returns 0,
  * ISLE_EINVAL (NULL `out`, more than 1024 workers, max_actors above 2^30,
  * a bad profile interval), ISLE_ENOMEM, or what isle_profile_start
  * returned for profile_path (ISLE_EIO: cannot write it). Ownership: the
  * caller's; free with isle_runtime_free. */
-int isle_runtime_new(const isle_runtime_config_t *cfg, isle_runtime_t **out);
+ISLE_API int isle_runtime_new(const isle_runtime_config_t *cfg, isle_runtime_t **out);
 
 /* Starts the workers and blocks until the runtime is quiescent (no actor
  * has a message, no hold is taken) or isle_runtime_stop is called; then
  * joins the workers and returns 0. May be called again later. ISLE_ESTATE
  * if it is already running; ISLE_ENOMEM if threads cannot be started. */
-int isle_runtime_run(isle_runtime_t *rt);
+ISLE_API int isle_runtime_run(isle_runtime_t *rt);
 
 /* Asks a running runtime to stop: workers finish the turn they are in and
  * exit; queued messages stay queued. Async-signal-safe. A stop requested
  * while the runtime is not running makes the next run return at once. */
-void isle_runtime_stop(isle_runtime_t *rt);
+ISLE_API void isle_runtime_stop(isle_runtime_t *rt);
 
 /* Keeps the runtime from being quiescent while an outside thread may still
  * send (or until some outside event is due): take the hold before the
@@ -159,60 +146,60 @@ void isle_runtime_stop(isle_runtime_t *rt);
  * does not end while a hold is taken, nor end with a message sent under a
  * hold still queued. Release undoes one hold: 0, ISLE_ESTATE when none is
  * taken (the count is left alone), ISLE_EINVAL for NULL. Any thread. */
-void isle_runtime_hold(isle_runtime_t *rt);
-int isle_runtime_release(isle_runtime_t *rt);
+ISLE_API void isle_runtime_hold(isle_runtime_t *rt);
+ISLE_API int isle_runtime_release(isle_runtime_t *rt);
 
 /* Ends every remaining actor (finalize runs, queued messages are freed and
  * counted as dead letters) and frees the runtime: 0. ISLE_EBUSY, and
  * nothing is freed, while isle_runtime_run is running it (stop it and
  * let run return first). NULL is ignored (0). */
-int isle_runtime_free(isle_runtime_t *rt);
+ISLE_API int isle_runtime_free(isle_runtime_t *rt);
 
 /* Spawns an actor from outside the runtime (before or during run).
  * Returns 0 and its handle in *out (may be NULL), ISLE_EINVAL (NULL rt or
  * type, no receive, mailbox_capacity above ISLE_MAILBOX_MAX_CAPACITY),
  * ISLE_ENOMEM (heap, or max_actors reached), or what init returned. */
-int isle_runtime_spawn(isle_runtime_t *rt, const isle_actor_type_t *type,
+ISLE_API int isle_runtime_spawn(isle_runtime_t *rt, const isle_actor_type_t *type,
                        const void *arg, isle_ref_t *out);
 
 /* Sends from outside the runtime (the message has no sender). Returns 0
  * (the runtime owns `msg`), ISLE_EDEAD (no such actor any more), ISLE_EFULL
  * (its mailbox is full), ISLE_EINVAL (NULL argument, or a handle this
  * runtime never gave out); on error `msg` stays the caller's. */
-int isle_runtime_send(isle_runtime_t *rt, isle_ref_t to, isle_msg_t *msg);
+ISLE_API int isle_runtime_send(isle_runtime_t *rt, isle_ref_t to, isle_msg_t *msg);
 
 /* Copies the runtime's counters. 0, or ISLE_EINVAL for NULL. */
-int isle_runtime_stats(isle_runtime_t *rt, isle_runtime_stats_t *out);
+ISLE_API int isle_runtime_stats(isle_runtime_t *rt, isle_runtime_stats_t *out);
 
 /* ===== Inside an actor — the callback's thread, with its ctx ============= */
 
 /* Like isle_runtime_spawn; the new actor's sends may run on this worker. */
-int isle_ctx_spawn(isle_ctx_t *ctx, const isle_actor_type_t *type,
+ISLE_API int isle_ctx_spawn(isle_ctx_t *ctx, const isle_actor_type_t *type,
                    const void *arg, isle_ref_t *out);
 
 /* Sends `msg` to `to`, with this actor as its sender. Sending the message
  * being received forwards it without a copy. Errors as isle_runtime_send. */
-int isle_ctx_send(isle_ctx_t *ctx, isle_ref_t to, isle_msg_t *msg);
+ISLE_API int isle_ctx_send(isle_ctx_t *ctx, isle_ref_t to, isle_msg_t *msg);
 
 /* Sends `msg` to the sender of the message being received. ISLE_EINVAL
  * when that message has no sender (it came from outside). */
-int isle_ctx_reply(isle_ctx_t *ctx, isle_msg_t *msg);
+ISLE_API int isle_ctx_reply(isle_ctx_t *ctx, isle_msg_t *msg);
 
 /* Keeps the message being received: the runtime will not free it; it is
  * the caller's (to free or send later). Can't fail. */
-void isle_ctx_keep(isle_ctx_t *ctx);
+ISLE_API void isle_ctx_keep(isle_ctx_t *ctx);
 
 /* Ends this actor after the current callback returns. Can't fail. */
-void isle_ctx_stop(isle_ctx_t *ctx);
+ISLE_API void isle_ctx_stop(isle_ctx_t *ctx);
 
-isle_ref_t isle_ctx_self(const isle_ctx_t *ctx);
-isle_runtime_t *isle_ctx_runtime(const isle_ctx_t *ctx);
+ISLE_API isle_ref_t isle_ctx_self(const isle_ctx_t *ctx);
+ISLE_API isle_runtime_t *isle_ctx_runtime(const isle_ctx_t *ctx);
 /* The worker running the callback, or -1 outside a worker (init of an
  * actor spawned from outside). */
-int isle_ctx_worker(const isle_ctx_t *ctx);
+ISLE_API int isle_ctx_worker(const isle_ctx_t *ctx);
 
 /* The actor that sent `msg`, ISLE_REF_NONE if it came from outside. */
-isle_ref_t isle_msg_sender(const isle_msg_t *msg);
+ISLE_API isle_ref_t isle_msg_sender(const isle_msg_t *msg);
 
 #ifdef __cplusplus
 }

@@ -4,8 +4,7 @@
  * header (users need not include it themselves).
  *
  * ISLE_API marks a function or object that libisle.so exports. The library
- * is compiled with -fvisibility=hidden (the CMake option
- * ISLE_HIDE_INTERNALS), so everything not marked, the isle__* internals
+ * is compiled with -fvisibility=hidden, so everything not marked, the isle__* internals
  * among them, stays inside it: users cannot come to depend on them, and
  * calls between the library's own files need no PLT indirection.
  *

@@ -87,6 +87,8 @@ static size_t stats_json(isle_runtime_t *rt, char **b, size_t *cap) {
     return 0;
   isle_runtime_stats_t st;
   isle_runtime_stats(rt, &st);
+  isle_io_stats_t io;
+  isle_io_stats(rt, &io);
   size_t len = 0;
   for (int pass = 0; pass < 2; pass++) {
     char *p = pass ? *b : NULL;
@@ -98,8 +100,8 @@ static size_t stats_json(isle_runtime_t *rt, char **b, size_t *cap) {
         "\"tcp_accepted\":%llu,\"tcp_open\":%llu,\"tcp_refused\":%llu},"
         "\"threads\":[",
         st.workers, (unsigned long long)st.actors_live,
-        (unsigned long long)st.messages, (unsigned long long)st.tcp_accepted,
-        (unsigned long long)st.tcp_open, (unsigned long long)st.tcp_refused);
+        (unsigned long long)st.messages, (unsigned long long)io.tcp_accepted,
+        (unsigned long long)io.tcp_open, (unsigned long long)io.tcp_refused);
     for (size_t i = 0; i < n; i++)
       PUT("%s{\"name\":\"%s\",\"retired\":%s,\"live_bytes\":%llu,"
           "\"live_objects\":%llu,\"held_bytes\":%llu,\"refills\":%llu,"

@@ -178,15 +178,17 @@ static void info_hook(void *arg, kv_buf_t *t) {
   isle_runtime_t *rt = arg;
   isle_runtime_stats_t st;
   isle_runtime_stats(rt, &st);
+  isle_io_stats_t io;
+  isle_io_stats(rt, &io);
   char line[256];
   snprintf(line, sizeof line,
            "# Isle\r\nworkers:%u\r\nactors_live:%llu\r\nmessages:%llu\r\n"
            "connected_clients:%llu\r\ntotal_connections_received:%llu\r\n"
            "rejected_connections:%llu\r\n# Threads\r\n",
            st.workers, (unsigned long long)st.actors_live,
-           (unsigned long long)st.messages, (unsigned long long)st.tcp_open,
-           (unsigned long long)st.tcp_accepted,
-           (unsigned long long)st.tcp_refused);
+           (unsigned long long)st.messages, (unsigned long long)io.tcp_open,
+           (unsigned long long)io.tcp_accepted,
+           (unsigned long long)io.tcp_refused);
   append(t, line);
   size_t n;
   isle_heap_stats_t *hs = server_heap_stats(&n);

@@ -23,6 +23,7 @@
 #include "isle/actor.h"
 #include "isle/error.h"
 #include "isle/heap.h"
+#include "isle/io.h"
 #include "isle/mailbox.h"
 
 /* ===== Messages ========================================================= */
@@ -125,6 +126,14 @@ static inline isle_runtime_stats_t support_stats(isle_runtime_t *rt) {
   isle_runtime_stats_t s;
   memset(&s, 0xa5, sizeof s);
   assert_int_equal(isle_runtime_stats(rt, &s), 0);
+  return s;
+}
+
+/* The io layer's counters (timers, TCP); for suites linked with it. */
+static inline isle_io_stats_t support_io_stats(isle_runtime_t *rt) {
+  isle_io_stats_t s;
+  memset(&s, 0xa5, sizeof s);
+  assert_int_equal(isle_io_stats(rt, &s), 0);
   return s;
 }
 

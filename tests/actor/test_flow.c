@@ -11,6 +11,8 @@
  * have producers and sinks of their own that measure the backlog.
  */
 #define _GNU_SOURCE
+#include <unistd.h> /* usleep */
+
 #include "support.h"
 #include "actor/internal.h" /* a sink reads its own mailbox count */
 
@@ -392,14 +394,18 @@ static int relay_x_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
   return go_on(ctx);
 }
 
+/* Counts each message before it is sent: S may receive it before the send
+ * returns, and its backlog (forwarded - received) must not go below 0
+ * (counted after both sends, a run read 2^64 - 1 under TSan). */
 static int relay_r_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
   relay_t *d = *(relay_t **)state;
+  atomic_fetch_add(&d->forwarded, 1);
   if (!WORKER_CHECK(isle_ctx_send(ctx, d->s, msg) == 0))
     return ISLE_EPROTO;
   isle_msg_t *m = support_msg(MSG_ITEM, 0, 0);
+  atomic_fetch_add(&d->forwarded, 1);
   if (!WORKER_CHECK(m != NULL && isle_ctx_send(ctx, d->s, m) == 0))
     return ISLE_EPROTO;
-  atomic_fetch_add(&d->forwarded, 2);
   return ISLE_CONTINUE;
 }
 
@@ -408,7 +414,7 @@ static int relay_s_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
   (void)msg;
   relay_t *d = *(relay_t **)state;
   uint64_t n = atomic_fetch_add(&d->received, 1) + 1;
-  uint64_t backlog = atomic_load(&d->forwarded) - n + 1;
+  uint64_t backlog = atomic_load(&d->forwarded) - n + 1; /* >= 1 */
   if (backlog > atomic_load(&d->peak))
     atomic_store(&d->peak, backlog);
   support_busy_us(20);

@@ -17,7 +17,7 @@
  */
 #define _GNU_SOURCE
 #include "support.h"
-#include "actor/internal.h" /* a loop command, as io.c's callbacks run */
+#include "io/internal.h" /* a loop command, as tcp.c's callbacks run */
 
 enum { MSG_GO = 1, MSG_HIT };
 
@@ -179,14 +179,14 @@ static int driver_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
   driver_t *d = state;
   isle_runtime_t *rt = isle_ctx_runtime(ctx);
   int me = isle_ctx_worker(ctx);
-  if (!WORKER_CHECK(me >= 0 && rt->workers[1 - me].loop != NULL))
+  if (!WORKER_CHECK(me >= 0 && isle__io_peek(rt)->worker_loops != NULL))
     return ISLE_EPROTO;
   d->round = (io_round_t){.cmd.run = io_round_run,
                           .rt = rt,
                           .to = d->counter,
                           .round = (unsigned)support_payload(msg)->a};
   isle_runtime_hold(rt);
-  isle__loop_post(rt->workers[1 - me].loop, &d->round.cmd);
+  isle__loop_post(&isle__io_peek(rt)->worker_loops[1 - me], &d->round.cmd);
   jitter(d->round.round, 60000);
   return ISLE_CONTINUE;
 }
@@ -203,9 +203,12 @@ static void test_quiescence_io_callback_in_parked_worker(void **state) {
   isle_runtime_config_t cfg;
   isle_runtime_config_init(&cfg);
   cfg.workers = 2;
-  cfg.io_mode = ISLE_IO_WORKERS;
   isle_runtime_t *rt = NULL;
   assert_int_equal(isle_runtime_new(&cfg, &rt), 0);
+  isle_io_config_t io;
+  isle_io_config_init(&io);
+  io.mode = ISLE_IO_WORKERS;
+  assert_int_equal(isle_io_config(rt, &io), 0);
   counter_t c = {0};
   isle_ref_t counter = ISLE_REF_NONE, driver = ISLE_REF_NONE;
   assert_int_equal(isle_runtime_spawn(rt, &counter_type, &c, &counter), 0);

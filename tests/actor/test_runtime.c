@@ -15,6 +15,7 @@
 #define _GNU_SOURCE /* pthread_barrier_t, sigaction, nanosleep */
 
 #include "support_runtime.h"
+#include "actor/internal.h" /* end-of-actor hooks */
 
 /* ===== Configuration and creation ======================================= */
 
@@ -444,6 +445,69 @@ static void test_runtime_idle_with_a_hold_burns_no_cpu(void **state) {
   support_assert_heap_quiet();
 }
 
+/* ===== End-of-actor hooks (actor/internal.h) ============================ */
+
+static _Atomic uint64_t hook_calls, hook_last, other_calls;
+
+static void hook_heard(isle_runtime_t *rt, isle_ref_t self) {
+  (void)rt;
+  atomic_fetch_add(&hook_calls, 1);
+  atomic_store(&hook_last, self);
+}
+
+static void hook_other(isle_runtime_t *rt, isle_ref_t self) {
+  (void)rt;
+  (void)self;
+  atomic_fetch_add(&other_calls, 1);
+}
+
+static int stop_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
+  (void)ctx;
+  (void)state;
+  (void)msg;
+  return ISLE_STOP;
+}
+
+static const isle_actor_type_t stopper_type = {.name = "stopper",
+                                               .receive = stop_receive};
+
+/* A hook runs once for each ending actor whose slot has its bit, never
+ * for the others; the table holds ISLE__END_HOOKS (names take one). */
+static void test_runtime_end_hooks_run_for_the_actors_that_asked(
+    void **state) {
+  atomic_store(&hook_calls, 0);
+  atomic_store(&other_calls, 0);
+  isle_runtime_t *rt = support_runtime(2, 0);
+  uint32_t bit = 0, other = 0;
+  assert_int_equal(isle__end_hook_add(rt, hook_heard, &bit), 0);
+  assert_int_not_equal(bit, 0);
+  assert_int_not_equal(bit, rt->names_hook);
+  unsigned n = 2; /* names' and ours */
+  for (; n < ISLE__END_HOOKS; n++)
+    assert_int_equal(isle__end_hook_add(rt, hook_other, &other), 0);
+  assert_int_equal(isle__end_hook_add(rt, hook_other, &other), ISLE_ENOMEM);
+  isle_ref_t asked, not_asked;
+  assert_int_equal(isle_runtime_spawn(rt, &stopper_type, NULL, &asked), 0);
+  assert_int_equal(isle_runtime_spawn(rt, &stopper_type, NULL, &not_asked),
+                   0);
+  atomic_fetch_or(&isle__slot_of(rt, asked)->xflags, bit);
+  support_send(rt, asked, 1, 0, 0);
+  support_send(rt, not_asked, 1, 0, 0);
+  assert_int_equal(isle_runtime_run(rt), 0);
+  assert_int_equal(atomic_load(&hook_calls), 1);
+  assert_int_equal(atomic_load(&hook_last), asked);
+  assert_int_equal(atomic_load(&other_calls), 0);
+  /* The slot is reused with its bits cleared: a new actor there does not
+   * call the hook. */
+  isle_ref_t again;
+  assert_int_equal(isle_runtime_spawn(rt, &stopper_type, NULL, &again), 0);
+  support_send(rt, again, 1, 0, 0);
+  assert_int_equal(isle_runtime_run(rt), 0);
+  assert_int_equal(atomic_load(&hook_calls), 1);
+  assert_int_equal(isle_runtime_free(rt), 0);
+  support_assert_heap_quiet();
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup(fn, support_setup_baseline)
   const struct CMUnitTest tests[] = {
@@ -458,6 +522,7 @@ int main(void) {
       T(test_runtime_actor_behind_a_long_turn_is_stolen),
       T(test_runtime_hold_keeps_run_from_returning_until_released),
       T(test_runtime_idle_with_a_hold_burns_no_cpu),
+      T(test_runtime_end_hooks_run_for_the_actors_that_asked),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);

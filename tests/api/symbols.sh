@@ -6,27 +6,17 @@
 # carried along), and every function or object declared ISLE_API in the
 # public headers is among them.
 #
-# Usage: symbols.sh LIBISLE_SO INCLUDE_DIR HIDE [NM]
-#   HIDE is ISLE_HIDE_INTERNALS (ON/OFF). With OFF the library is compiled
-#   with default visibility and exports everything, internals too: then
-#   only the second check runs, and the test exits 77 (skipped) if it
-#   passes.
+# Usage: symbols.sh LIBISLE_SO INCLUDE_DIR [NM]
 set -euo pipefail
 
-if [ $# -lt 3 ]; then
-  echo "usage: $0 LIBISLE_SO INCLUDE_DIR HIDE [NM]" >&2
+if [ $# -lt 2 ]; then
+  echo "usage: $0 LIBISLE_SO INCLUDE_DIR [NM]" >&2
   exit 2
 fi
 lib=$1
 include=$2
-hide=$3
-nm=${4:-nm}
+nm=${3:-nm}
 [ -n "$nm" ] || nm="nm"
-
-case $hide in
-ON | on | TRUE | true | 1 | YES | yes) hide=1 ;;
-*) hide=0 ;;
-esac
 
 fail=0
 
@@ -37,22 +27,20 @@ exported=$("$nm" -D --defined-only "$lib" | awk '{ print $NF }' |
   sed 's/@.*//' | sort -u)
 [ -n "$exported" ] || { echo "api_symbols: $lib exports nothing" >&2; exit 1; }
 
-if [ $hide -eq 1 ]; then
-  while read -r sym; do
-    case $sym in
-    isle__*)
-      echo "api_symbols: internal symbol exported: $sym" >&2
-      fail=1
-      ;;
-    isle_*) ;;
-    __odr_asan.isle_*) ;; # gcc's ASan: the ODR indicator of an exported object
-    *)
-      echo "api_symbols: non-isle symbol exported: $sym" >&2
-      fail=1
-      ;;
-    esac
-  done <<<"$exported"
-fi
+while read -r sym; do
+  case $sym in
+  isle__*)
+    echo "api_symbols: internal symbol exported: $sym" >&2
+    fail=1
+    ;;
+  isle_*) ;;
+  __odr_asan.isle_*) ;; # gcc's ASan: the ODR indicator of an exported object
+  *)
+    echo "api_symbols: non-isle symbol exported: $sym" >&2
+    fail=1
+    ;;
+  esac
+done <<<"$exported"
 
 # Names declared ISLE_API in the public headers: in each declaration (it
 # may span lines), the first isle_* identifier followed by '(' (a
@@ -81,12 +69,6 @@ fi
 
 if [ $fail -ne 0 ]; then
   exit 1
-fi
-if [ $hide -eq 0 ]; then
-  echo "api_symbols: $(echo "$declared" | wc -l) ISLE_API declarations, all" \
-    "exported; ISLE_HIDE_INTERNALS is OFF, so internals are exported too:" \
-    "export list not checked, skipped"
-  exit 77
 fi
 echo "api_symbols: $(echo "$exported" | wc -l) symbols, all public isle_*;" \
   "$(echo "$declared" | wc -l) ISLE_API declarations, all exported"

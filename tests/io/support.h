@@ -401,8 +401,11 @@ static inline void rig_new_mode(rig_t *r, isle_io_mode_t mode) {
   isle_runtime_config_init(&cfg);
   cfg.workers = 2;
   cfg.stall_ms = UINT32_MAX; /* a loaded machine must not print reports */
-  cfg.io_mode = mode;
   assert_int_equal(isle_runtime_new(&cfg, &r->rt), 0);
+  isle_io_config_t io;
+  isle_io_config_init(&io);
+  io.mode = mode;
+  assert_int_equal(isle_io_config(r->rt, &io), 0);
   probe_init(&r->probe, r->rt);
 }
 
@@ -426,8 +429,7 @@ static inline void rig_finish(rig_t *r) {
   if (r->listener)
     assert_int_equal(isle_tcp_unlisten(r->rt, r->listener), 0);
   assert_int_equal(support_runner_join(&r->runner), 0);
-  isle_runtime_stats_t s = support_stats(r->rt);
-  assert_int_equal(s.tcp_open, 0);
+  assert_int_equal(support_io_stats(r->rt).tcp_open, 0);
   isle_runtime_free(r->rt);
   probe_deinit(&r->probe);
   support_assert_workers_ok();

@@ -191,7 +191,7 @@ static void test_io_data_arrives_with_its_bytes_and_connection(void **state) {
   assert_int_equal(c.reason, 0);
   assert_int_equal(c.listener, r.listener);
   close(fd);
-  isle_runtime_stats_t s = support_stats(r.rt);
+  isle_io_stats_t s = support_io_stats(r.rt);
   assert_int_equal(s.tcp_accepted, 1);
   assert_int_equal(s.tcp_refused, 0);
   rig_finish(&r);

@@ -317,7 +317,7 @@ test_io_shutdown_deadline_ends_a_graceful_close_in_progress(void **state) {
     assert_true(support_runner_wait(&r.runner, deadline + LATE_MS));
     uint64_t ms = (support_now_ns() - t0) / 1000000u;
     assert_true(ms + 5 >= deadline);
-    assert_int_equal(support_stats(r.rt).tcp_open, 0);
+    assert_int_equal(support_io_stats(r.rt).tcp_open, 0);
     int end = client_recv_end(fd, NULL);
     assert_true(end == 0 || end == -ECONNRESET);
     close(fd);
@@ -341,7 +341,7 @@ static void test_io_runtime_free_with_connections_open(void **state) {
   probe_expect_bytes(&r.probe, 6);
   isle_runtime_stop(r.rt);
   assert_int_equal(support_runner_join(&r.runner), 0);
-  assert_int_equal(support_stats(r.rt).tcp_open, 3);
+  assert_int_equal(support_io_stats(r.rt).tcp_open, 3);
   isle_runtime_free(r.rt);
   for (size_t i = 0; i < 3; i++) {
     int end = client_recv_end(fd[i], NULL);
@@ -375,7 +375,7 @@ static void test_io_runtime_free_with_a_graceful_close_pending(void **state) {
     rig_wait_closing(&r, conn);
     isle_runtime_stop(r.rt);
     assert_int_equal(support_runner_join(&r.runner), 0);
-    assert_int_equal(support_stats(r.rt).tcp_open, 1);
+    assert_int_equal(support_io_stats(r.rt).tcp_open, 1);
     isle_runtime_free(r.rt);
     int end = client_recv_end(fd, NULL);
     assert_true(end == 0 || end == -ECONNRESET);

@@ -27,7 +27,7 @@ static void test_io_max_conns_closes_extra_connections_at_once(void **state) {
   int end = client_recv_end(fd[2], NULL);
   assert_true(end == 0 || end == -ECONNRESET);
   close(fd[2]);
-  isle_runtime_stats_t s = support_stats(r.rt);
+  isle_io_stats_t s = support_io_stats(r.rt);
   assert_int_equal(s.tcp_refused, 1);
   assert_int_equal(s.tcp_accepted, 2);
   assert_int_equal(s.tcp_open, 2);
@@ -36,7 +36,7 @@ static void test_io_max_conns_closes_extra_connections_at_once(void **state) {
   assert_int_equal(isle_tcp_close(r.rt, c0, false), 0);
   probe_expect(&r.probe, ISLE_MSG_TCP_CLOSED, c0, 1);
   isle_conn_t c3 = rig_connect(&r, &fd[3], 3);
-  s = support_stats(r.rt);
+  s = support_io_stats(r.rt);
   assert_int_equal(s.tcp_refused, 1);
   assert_int_equal(s.tcp_accepted, 3);
   assert_int_equal(isle_tcp_close(r.rt, c1, false), 0);

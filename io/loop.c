@@ -1,10 +1,11 @@
 /* isle — MIT licensed. */
 /*
- * The runtime's libuv loops: the "io" thread's, where timers (timer.c) and
- * listeners live, and everything TCP with ISLE_IO_THREAD (started on first
- * use, stopped by isle_runtime_free); and with ISLE_IO_WORKERS one per
- * worker, which the worker polls between turns and sleeps in (runtime.c),
- * for the connections it owns (io.c).
+ * The io layer's libuv loops: the "io" thread's, where timers (timer.c)
+ * and listeners live, and everything TCP with ISLE_IO_THREAD (started on
+ * first use, stopped by isle_runtime_free); and with ISLE_IO_WORKERS one
+ * per worker, which the worker polls between turns and sleeps in (the
+ * park operations at the end, which the core calls), for the connections
+ * it owns (tcp.c).
  *
  * Only a loop's own thread touches it. Other threads hand it commands: a
  * locked list and uv_async_send, the one thread-safe libuv call (it
@@ -47,7 +48,7 @@ static void close_rest(uv_handle_t *h, void *arg) {
 static void quit(isle__cmd_t *c, isle__loop_t *l) {
   (void)c; /* l->quit, freed with the loop */
   isle__timers_quit(l);
-  isle__io_quit(l);
+  isle__tcp_quit(l);
   uv_walk(&l->uv, close_rest, NULL);
 }
 
@@ -60,11 +61,12 @@ static void *io_main(void *arg) {
   return NULL;
 }
 
-int isle__loop_init(isle__loop_t *l, isle_runtime_t *rt, isle__worker_t *w) {
+int isle__loop_init(isle__loop_t *l, isle__io_t *io, isle__worker_t *w) {
   memset(l, 0, sizeof *l);
   if (uv_loop_init(&l->uv) != 0)
     return ISLE_ENOMEM;
-  l->rt = rt;
+  l->rt = io->rt;
+  l->io = io;
   l->worker = w;
   pthread_mutex_init(&l->lock, NULL);
   l->uv.data = l;
@@ -81,23 +83,23 @@ bool isle__loop_mine(const isle__loop_t *l) {
 
 void isle__loop_close_worker(isle__loop_t *l) {
   run_commands(&l->wake); /* what was posted and never run */
-  isle__io_quit(l);
+  isle__tcp_quit(l);
   uv_walk(&l->uv, close_rest, NULL);
   uv_run(&l->uv, UV_RUN_DEFAULT);
   uv_loop_close(&l->uv);
   pthread_mutex_destroy(&l->lock);
 }
 
-isle__loop_t *isle__loop_get(isle_runtime_t *rt) {
+isle__loop_t *isle__loop_get(isle__io_t *io) {
   /* Acquire: pairs with the release store below; the fast path once the
    * loop runs. */
-  isle__loop_t *l = atomic_load_explicit(&rt->xloop, memory_order_acquire);
+  isle__loop_t *l = atomic_load_explicit(&io->xloop, memory_order_acquire);
   if (l)
     return l;
-  pthread_mutex_lock(&rt->loop_lock);
-  l = atomic_load_explicit(&rt->xloop, memory_order_relaxed);
+  pthread_mutex_lock(&io->loop_lock);
+  l = atomic_load_explicit(&io->xloop, memory_order_relaxed);
   if (!l && (l = isle_calloc(1, sizeof *l)) != NULL) {
-    if (isle__loop_init(l, rt, NULL) != 0) {
+    if (isle__loop_init(l, io, NULL) != 0) {
       isle_free(l);
       l = NULL;
     } else {
@@ -109,11 +111,11 @@ isle__loop_t *isle__loop_get(isle_runtime_t *rt) {
         isle_free(l);
         l = NULL;
       } else {
-        atomic_store_explicit(&rt->xloop, l, memory_order_release);
+        atomic_store_explicit(&io->xloop, l, memory_order_release);
       }
     }
   }
-  pthread_mutex_unlock(&rt->loop_lock);
+  pthread_mutex_unlock(&io->loop_lock);
   return l;
 }
 
@@ -132,8 +134,8 @@ void isle__loop_post(isle__loop_t *l, isle__cmd_t *c) {
   uv_async_send(&l->wake);
 }
 
-void isle__loop_free(isle_runtime_t *rt) {
-  isle__loop_t *l = atomic_load_explicit(&rt->xloop, memory_order_acquire);
+void isle__loop_free(isle__io_t *io) {
+  isle__loop_t *l = atomic_load_explicit(&io->xloop, memory_order_acquire);
   if (!l)
     return;
   isle__loop_post(l, &l->quit);
@@ -141,5 +143,32 @@ void isle__loop_free(isle_runtime_t *rt) {
   uv_loop_close(&l->uv);
   pthread_mutex_destroy(&l->lock);
   isle_free(l);
-  atomic_store_explicit(&rt->xloop, NULL, memory_order_relaxed);
+  atomic_store_explicit(&io->xloop, NULL, memory_order_relaxed);
+}
+
+/* ===== Park operations (ISLE_IO_WORKERS) =============================== */
+
+static isle__loop_t *worker_loop(isle__worker_t *w) {
+  isle__io_t *io = isle__io_peek(w->rt);
+  return &io->worker_loops[w->index];
+}
+
+bool isle__loop_poll(isle__worker_t *w) {
+  /* Only with connections open on it: a worker without them never makes
+   * the system call (an epoll_wait with no timeout). */
+  isle__loop_t *l = worker_loop(w);
+  if (!l->conns)
+    return false;
+  uv_run(&l->uv, UV_RUN_NOWAIT);
+  return true;
+}
+
+void isle__loop_sleep(isle__worker_t *w) {
+  /* Sleeps in epoll: I/O on this worker's connections wakes it as well as
+   * isle__loop_wake. One round. */
+  uv_run(&worker_loop(w)->uv, UV_RUN_ONCE);
+}
+
+void isle__loop_wake(isle__worker_t *w) {
+  uv_async_send(&worker_loop(w)->wake); /* async-signal-safe */
 }

@@ -1,6 +1,6 @@
 /* isle — MIT licensed. */
 /*
- * Timers, on a libuv loop in the runtime's "io" thread (started by the
+ * Timers, on the libuv loop of the io layer's "io" thread (started by the
  * first timer, stopped by isle_runtime_free).
  *
  * Other threads never touch the loop: they queue commands (start, cancel,
@@ -13,7 +13,7 @@
  *   - a target that ended: the send fails with ISLE_EDEAD (handles carry
  *     generations), so a timer never reaches freed memory; the message is
  *     freed and counted as dropped, and the timer ends. When the ending
- *     actor had timers (the slot's TIMED bit), it also tells the loop,
+ *     actor had timers (its slot's bit of this module's end hook), it also tells the loop,
  *     which drops them at once instead of at their next expiry, so a
  *     periodic timer does not keep a finished runtime alive.
  * Every live timer holds the runtime (isle_runtime_hold): it is pending
@@ -36,7 +36,7 @@ typedef struct timer_s {
   uint64_t id;
   isle_ref_t target;
   isle_msg_t *msg; /* sent (one-shot) or copied (periodic) when it fires */
-  uint64_t due_ns; /* first expiry, on uv_hrtime's clock */
+  uint64_t due_ns; /* first expiry, isle__now_ns (libuv's loop clock too) */
   uint64_t period_ms;
   bool live; /* in the table (under timers_lock) */
 } timer_t_;
@@ -137,9 +137,9 @@ static void timer_end(timer_t_ *tm) {
   uv_close((uv_handle_t *)&tm->uv, timer_closed);
 }
 
-static void dropped(isle_runtime_t *rt) {
+static void dropped(isle__io_t *io) {
   /* Relaxed: statistics. */
-  atomic_fetch_add_explicit(&rt->xtimers_dropped, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&io->xtimers_dropped, 1, memory_order_relaxed);
 }
 
 static isle_msg_t *msg_copy(const isle_msg_t *m) {
@@ -152,13 +152,15 @@ static isle_msg_t *msg_copy(const isle_msg_t *m) {
 
 static void timer_fired(uv_timer_t *h) {
   timer_t_ *tm = (timer_t_ *)h;
-  isle_runtime_t *rt = ((isle__loop_t *)h->loop->data)->rt;
-  struct isle__timers_s *t = rt->timers;
+  isle__loop_t *l = h->loop->data;
+  isle_runtime_t *rt = l->rt;
+  isle__io_t *io = l->io;
+  struct isle__timers_s *t = io->timers;
   bool periodic = tm->period_ms != 0;
   isle_msg_t *m = NULL;
   int rc = 0;
   ISLE__CHAOS("timer.fire"); /* a cancel may take it first */
-  pthread_mutex_lock(&rt->timers_lock);
+  pthread_mutex_lock(&io->timers_lock);
   bool live = tm->live;
   if (live && !periodic)
     table_take(t, tm->id); /* a fired one-shot can no longer be cancelled */
@@ -170,7 +172,7 @@ static void timer_fired(uv_timer_t *h) {
     m = msg_copy(tm->msg);
     rc = m ? isle__send(rt, NULL, ISLE_REF_NONE, tm->target, m) : ISLE_ENOMEM;
   }
-  pthread_mutex_unlock(&rt->timers_lock);
+  pthread_mutex_unlock(&io->timers_lock);
   if (!live)
     return; /* cancelled; the queued CANCEL ends it */
   if (!periodic) {
@@ -180,11 +182,11 @@ static void timer_fired(uv_timer_t *h) {
     rc = isle__send(rt, NULL, ISLE_REF_NONE, tm->target, m);
   }
   if (rc == 0) {
-    atomic_fetch_add_explicit(&rt->xtimers_fired, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&io->xtimers_fired, 1, memory_order_relaxed);
     if (!periodic)
       tm->msg = NULL; /* sent: the runtime's now */
   } else {
-    dropped(rt);
+    dropped(io);
     if (periodic)
       isle_free(m);
   }
@@ -194,9 +196,9 @@ static void timer_fired(uv_timer_t *h) {
     /* The target is gone for good: so is the timer, unless a cancel got
      * it first (then its CANCEL ends it). */
     ISLE__CHAOS("timer.fire_gone");
-    pthread_mutex_lock(&rt->timers_lock);
+    pthread_mutex_lock(&io->timers_lock);
     bool mine = table_take(t, tm->id) != NULL;
-    pthread_mutex_unlock(&rt->timers_lock);
+    pthread_mutex_unlock(&io->timers_lock);
     if (mine)
       timer_end(tm);
   }
@@ -205,10 +207,10 @@ static void timer_fired(uv_timer_t *h) {
 /* Drops the live timers aimed at `target` (every live timer for
  * ISLE_REF_NONE): never fired, counted as dropped. Cancelled ones are out
  * of the table and already closing. */
-static void drop_timers(isle_runtime_t *rt, isle_ref_t target) {
+static void drop_timers(isle__io_t *io, isle_ref_t target) {
   timer_t_ *gone = NULL;
-  pthread_mutex_lock(&rt->timers_lock);
-  struct isle__timers_s *t = rt->timers;
+  pthread_mutex_lock(&io->timers_lock);
+  struct isle__timers_s *t = io->timers;
   if (t && target != ISLE_REF_NONE) {
     for (timer_t_ *e = *target_bucket(t, target), *next; e; e = next) {
       next = e->tnext;
@@ -226,11 +228,11 @@ static void drop_timers(isle_runtime_t *rt, isle_ref_t target) {
         gone = e;
       }
   }
-  pthread_mutex_unlock(&rt->timers_lock);
+  pthread_mutex_unlock(&io->timers_lock);
   ISLE__CHAOS("timer.drop"); /* out of the table: cancels now fail */
   for (timer_t_ *e = gone, *next; e; e = next) {
     next = e->next_live;
-    dropped(rt);
+    dropped(io);
     timer_end(e);
   }
 }
@@ -259,13 +261,13 @@ static void cmd_cancel(isle__cmd_t *base, isle__loop_t *l) {
 
 static void cmd_forget(isle__cmd_t *base, isle__loop_t *l) {
   cmd_t *c = (cmd_t *)base;
-  drop_timers(l->rt, c->target);
+  drop_timers(l->io, c->target);
   isle_free(c);
 }
 
 /* The timers, created on first use. Under timers_lock. */
-static struct isle__timers_s *timers(isle_runtime_t *rt) {
-  if (!rt->timers) {
+static struct isle__timers_s *timers(isle__io_t *io) {
+  if (!io->timers) {
     struct isle__timers_s *t = isle_calloc(1, sizeof *t);
     if (!t)
       return NULL;
@@ -278,15 +280,20 @@ static struct isle__timers_s *timers(isle_runtime_t *rt) {
       isle_free(t);
       return NULL;
     }
-    rt->timers = t;
+    io->timers = t;
   }
-  return rt->timers;
+  return io->timers;
 }
 
 /* ===== Internal functions ============================================== */
 
-void isle__timers_forget(isle_runtime_t *rt, isle_ref_t self) {
-  isle__loop_t *l = atomic_load_explicit(&rt->xloop, memory_order_acquire);
+/* The end hook: the actor `self` ended and had timers (the hook's bit):
+ * the loop drops them. After isle_runtime_free freed the layer, nothing
+ * is left to drop. */
+static void timers_forget(isle_runtime_t *rt, isle_ref_t self) {
+  isle__io_t *io = isle__io_peek(rt);
+  isle__loop_t *l =
+      io ? atomic_load_explicit(&io->xloop, memory_order_acquire) : NULL;
   cmd_t *c = l ? isle_malloc(sizeof *c) : NULL;
   /* Without memory for the command, the timers still end at their next
    * expiry (the send fails); this only hastens it. */
@@ -294,27 +301,31 @@ void isle__timers_forget(isle_runtime_t *rt, isle_ref_t self) {
     c->base.run = cmd_forget;
     c->target = self;
     ISLE__CHAOS("timer.forget"); /* a start for it may be under way */
-    /* Under timers_lock, like start and cancel: the TIMED bit we saw may
+    /* Under timers_lock, like start and cancel: the hook's bit we saw may
      * have been set by an isle_timer_start still inside its critical
      * section, whose start command is not posted yet. Posted before it,
      * this forget would take the timer and close its handle before
      * uv_timer_init, and the start would then init a freed timer. */
-    pthread_mutex_lock(&rt->timers_lock);
+    pthread_mutex_lock(&io->timers_lock);
     isle__loop_post(l, &c->base);
-    pthread_mutex_unlock(&rt->timers_lock);
+    pthread_mutex_unlock(&io->timers_lock);
   }
 }
 
-void isle__timers_quit(isle__loop_t *l) {
-  drop_timers(l->rt, ISLE_REF_NONE);
+int isle__timers_init(isle__io_t *io) {
+  return isle__end_hook_add(io->rt, timers_forget, &io->timers_hook);
 }
 
-void isle__timers_free(isle_runtime_t *rt) {
-  if (rt->timers) {
-    isle_free(rt->timers->table);
-    isle_free(rt->timers->by_target);
-    isle_free(rt->timers);
-    rt->timers = NULL;
+void isle__timers_quit(isle__loop_t *l) {
+  drop_timers(l->io, ISLE_REF_NONE);
+}
+
+void isle__timers_free(isle__io_t *io) {
+  if (io->timers) {
+    isle_free(io->timers->table);
+    isle_free(io->timers->by_target);
+    isle_free(io->timers);
+    io->timers = NULL;
   }
 }
 
@@ -336,7 +347,7 @@ int isle_timer_start(isle_runtime_t *rt, isle_ref_t target, isle_msg_t *msg,
       atomic_fetch_add_explicit(&rt->xnext_id, 1, memory_order_relaxed) + 1;
   tm->target = target;
   tm->msg = msg;
-  tm->due_ns = uv_hrtime() + delay_ms * 1000000u;
+  tm->due_ns = isle__now_ns() + delay_ms * 1000000u;
   tm->period_ms = period_ms;
   c->base.run = cmd_start;
   c->timer = tm;
@@ -345,9 +356,14 @@ int isle_timer_start(isle_runtime_t *rt, isle_ref_t target, isle_msg_t *msg,
   /* Pending work from now: before the timer can fire and release it. */
   isle_runtime_hold(rt);
   ISLE__CHAOS("timer.start"); /* the target may end, its forget posted */
-  isle__loop_t *l = isle__loop_get(rt);
-  pthread_mutex_lock(&rt->timers_lock);
-  struct isle__timers_s *t = l ? timers(rt) : NULL;
+  isle__io_t *io = isle__io_get(rt);
+  isle__loop_t *l = io ? isle__loop_get(io) : NULL;
+  if (!l) {
+    rc = ISLE_ENOMEM;
+    goto out;
+  }
+  pthread_mutex_lock(&io->timers_lock);
+  struct isle__timers_s *t = timers(io);
   if (!t || table_grow(t) != 0) {
     rc = ISLE_ENOMEM;
   } else {
@@ -357,12 +373,13 @@ int isle_timer_start(isle_runtime_t *rt, isle_ref_t target, isle_msg_t *msg,
     /* seq_cst: see names.c; here a missed bit only delays the drop to
      * the timer's next expiry. */
     atomic_fetch_or_explicit(&isle__slot_of(rt, target)->xflags,
-                             ISLE__SLOT_TIMED, memory_order_seq_cst);
+                             io->timers_hook, memory_order_seq_cst);
     isle__msg_handed_on(msg); /* the timer's now, also if it is received */
     /* Under the lock: a cancel (or forget) is posted after this start. */
     isle__loop_post(l, &c->base);
   }
-  pthread_mutex_unlock(&rt->timers_lock);
+  pthread_mutex_unlock(&io->timers_lock);
+out:
   if (rc) {
     isle_runtime_release(rt);
     isle_free(tm);
@@ -382,18 +399,23 @@ int isle_timer_cancel(isle_runtime_t *rt, uint64_t id) {
     return ISLE_ENOMEM;
   int rc = ISLE_ENOENT;
   ISLE__CHAOS("timer.cancel"); /* the timer may fire first */
-  pthread_mutex_lock(&rt->timers_lock);
-  timer_t_ *tm = rt->timers ? table_take(rt->timers, id) : NULL;
+  isle__io_t *io = isle__io_peek(rt);
+  if (!io) {
+    isle_free(c);
+    return ISLE_ENOENT; /* no timer was ever started */
+  }
+  pthread_mutex_lock(&io->timers_lock);
+  timer_t_ *tm = io->timers ? table_take(io->timers, id) : NULL;
   if (tm) {
     c->base.run = cmd_cancel;
     c->timer = tm;
     /* Under the lock: after the start command, which posted under it. */
-    isle__loop_post(atomic_load_explicit(&rt->xloop, memory_order_acquire),
+    isle__loop_post(atomic_load_explicit(&io->xloop, memory_order_acquire),
                     &c->base);
     c = NULL;
     rc = 0;
   }
-  pthread_mutex_unlock(&rt->timers_lock);
+  pthread_mutex_unlock(&io->timers_lock);
   isle_free(c);
   return rc;
 }

@@ -17,7 +17,7 @@
  */
 #define _GNU_SOURCE /* pthread, nanosleep under -std=c11 */
 
-#include "support.h"
+#include "../actor/support.h"
 
 #include "isle/lifecycle.h"
 

@@ -16,7 +16,7 @@
  */
 #define _GNU_SOURCE /* pthread, nanosleep under -std=c11 */
 
-#include "support.h"
+#include "../actor/support.h"
 
 #include "isle/lifecycle.h"
 
@@ -178,7 +178,7 @@ static void test_timer_one_shot_fires_once_after_its_delay(void **state) {
     assert_int_equal(atomic_load(&c->ticks), 1);
     free(c);
   }
-  isle_runtime_stats_t s = support_stats(rt);
+  isle_io_stats_t s = support_io_stats(rt);
   assert_int_equal(s.timers_fired, 4);
   assert_int_equal(s.timers_dropped, 0);
   isle_runtime_free(rt);
@@ -205,7 +205,7 @@ static void test_timer_cancel_before_and_after_firing(void **state) {
   assert_int_equal(isle_timer_cancel(rt, id), ISLE_ENOENT);
   assert_int_equal(isle_timer_cancel(rt, id + 1000), ISLE_ENOENT);
   assert_int_equal(isle_timer_cancel(rt, 0), ISLE_ENOENT);
-  isle_runtime_stats_t s = support_stats(rt);
+  isle_io_stats_t s = support_io_stats(rt);
   assert_int_equal(s.timers_fired, 1);
   assert_int_equal(s.timers_dropped, 0);
   isle_runtime_free(rt);
@@ -260,7 +260,7 @@ static void test_timer_periodic_fires_until_cancelled(void **state) {
   assert_true(c->first_ns - t0 >= 10000000u);
   assert_true(c->last_ns - t0 >= 5 * 9000000u);
   assert_int_equal(isle_timer_cancel(rt, c->timer), ISLE_ENOENT);
-  isle_runtime_stats_t s = support_stats(rt);
+  isle_io_stats_t s = support_io_stats(rt);
   assert_int_equal(s.timers_fired, n);
   assert_int_equal(s.timers_dropped, 0);
   isle_runtime_free(rt);
@@ -300,7 +300,7 @@ test_timer_cancel_from_outside_stops_a_periodic_timer(void **state) {
     assert_int_equal(cs[i].ticks_after_mark, 0);
     ticks += atomic_load(&cs[i].ticks);
   }
-  isle_runtime_stats_t s = support_stats(rt);
+  isle_io_stats_t s = support_io_stats(rt);
   assert_int_equal(s.timers_fired, ticks);
   assert_int_equal(s.timers_dropped, 0);
   isle_runtime_free(rt);
@@ -358,7 +358,7 @@ static void test_timer_cancel_race_delivers_or_cancels(void **state) {
       fired++;
     }
   }
-  isle_runtime_stats_t s = support_stats(rt);
+  isle_io_stats_t s = support_io_stats(rt);
   assert_int_equal(s.timers_fired, fired);
   assert_int_equal(s.timers_dropped, 0);
   assert_int_equal(atomic_load(&c->ticks), fired);
@@ -387,7 +387,7 @@ static void test_timer_to_a_gone_target_is_dropped(void **state) {
   uint64_t t0 = support_now_ns();
   run_ok(rt);
   assert_true(support_now_ns() - t0 < 30000000000u); /* not the minute */
-  isle_runtime_stats_t s = support_stats(rt);
+  isle_io_stats_t s = support_io_stats(rt);
   assert_int_equal(s.timers_dropped, 1);
   assert_int_equal(s.timers_fired, 0);
 
@@ -395,7 +395,7 @@ static void test_timer_to_a_gone_target_is_dropped(void **state) {
   start(rt, a, 0, 5, 0);
   start(rt, a, 0, 5, 5); /* a periodic one ends there too */
   run_ok(rt);
-  s = support_stats(rt);
+  s = support_io_stats(rt);
   assert_int_equal(s.timers_dropped, 3);
   assert_int_equal(s.timers_fired, 0);
   assert_int_equal(atomic_load(&c->ticks), 0);
@@ -406,11 +406,11 @@ static void test_timer_to_a_gone_target_is_dropped(void **state) {
   isle_ref_t b = spawn_clock(rt, c2);
   start(rt, b, 0, 2, 2);
   run_ok(rt);
-  s = support_stats(rt);
+  s = support_io_stats(rt);
   assert_int_equal(atomic_load(&c2->ticks), 3);
   assert_int_equal(s.timers_dropped, 4);
   assert_true(s.timers_fired >= 3); /* more may have died in its mailbox */
-  assert_int_equal(s.actors_live, 0);
+  assert_int_equal(support_stats(rt).actors_live, 0);
   isle_runtime_free(rt);
   free(c);
   free(c2);
@@ -450,13 +450,13 @@ static void test_timer_started_while_its_target_ends(void **state) {
   isle_runtime_t *rt = support_runtime(2, 0);
   clock_t_ *c = clock_new();
   starts_at_dying_actors(rt, c, n, 0);
-  isle_runtime_stats_t s = support_stats(rt);
+  isle_io_stats_t s = support_io_stats(rt);
   assert_int_equal(s.timers_dropped + s.timers_fired, n);
   starts_at_dying_actors(rt, c, n, 2);
-  isle_runtime_stats_t s2 = support_stats(rt);
+  isle_io_stats_t s2 = support_io_stats(rt);
   assert_int_equal(s2.timers_dropped - s.timers_dropped, n);
   assert_int_equal(atomic_load(&c->ticks), 0);
-  assert_int_equal(s2.actors_live, 0);
+  assert_int_equal(support_stats(rt).actors_live, 0);
   print_message("timers at dying actors: one-shots %" PRIu64
                 " dropped, %" PRIu64 " sent\n",
                 s.timers_dropped, s.timers_fired);
@@ -475,11 +475,11 @@ static void test_timer_into_a_full_mailbox_is_dropped(void **state) {
   start(rt, ref, 0, 1, 0);
   /* Nothing runs to tell us the timer is done: watch the counters. */
   uint64_t deadline = support_now_ns() + 20000000000u;
-  isle_runtime_stats_t s = support_stats(rt);
+  isle_io_stats_t s = support_io_stats(rt);
   while (s.timers_dropped + s.timers_fired == 0 &&
          support_now_ns() < deadline) {
     support_sleep_ms(1);
-    s = support_stats(rt);
+    s = support_io_stats(rt);
   }
   assert_int_equal(s.timers_dropped, 1);
   assert_int_equal(s.timers_fired, 0);

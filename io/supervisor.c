@@ -14,8 +14,8 @@
  * Threads: its callbacks run on the workers, like any actor's.
  */
 #include <string.h>
-#include <time.h>
 
+#include "heap/clock.h"
 #include "isle/error.h"
 #include "isle/heap.h"
 #include "isle/lifecycle.h"
@@ -45,9 +45,7 @@ typedef struct sup_s {
 } sup_t;
 
 static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+  return isle__now_ns() / 1000000u;
 }
 
 /* Records a restart; false when it is one too many for the intensity. */

@@ -104,7 +104,7 @@ typedef struct conn_s {
   bool closing, draining, eof, eof_due;
 } conn_t;
 
-struct isle__io_s {
+struct isle__tcp_s {
   conn_t *conns;          /* MAX_CONNS_TOTAL, mapped */
   pthread_mutex_t lock;   /* the free list: used, free_top */
   _Atomic uint32_t xused; /* slots ever used (written under the lock) */
@@ -149,43 +149,43 @@ static isle_runtime_t *loop_rt(uv_loop_t *uv) {
   return loop_of(uv)->rt;
 }
 
-/* The io state, created on first use. Under loop_lock. */
-static struct isle__io_s *io_state(isle_runtime_t *rt) {
-  if (!rt->io) {
-    struct isle__io_s *io = isle_calloc(1, sizeof *io);
-    if (!io)
+/* The connection table, created on first use. Under io->loop_lock. */
+static struct isle__tcp_s *tcp_state(isle__io_t *io) {
+  if (!io->tcp) {
+    struct isle__tcp_s *tab = isle_calloc(1, sizeof *tab);
+    if (!tab)
       return NULL;
     void *t =
         mmap(NULL, sizeof(conn_t) * MAX_CONNS_TOTAL, PROT_READ | PROT_WRITE,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (t == MAP_FAILED) {
-      isle_free(io);
+      isle_free(tab);
       return NULL;
     }
-    io->conns = t;
-    pthread_mutex_init(&io->lock, NULL);
-    rt->io = io;
+    tab->conns = t;
+    pthread_mutex_init(&tab->lock, NULL);
+    io->tcp = tab;
   }
-  return rt->io;
+  return io->tcp;
 }
 
 /* The live connection `h` on this thread's loop, or NULL. A matching odd
  * generation means the occupant the handle names, open: its loop is the
  * calling one (commands go to the handle's loop). */
-static conn_t *conn_get(struct isle__io_s *io, isle_conn_t h) {
+static conn_t *conn_get(struct isle__tcp_s *tab, isle_conn_t h) {
   uint32_t i = handle_index(h);
   if ((uint32_t)h == 0 || i >= MAX_CONNS_TOTAL)
     return NULL;
-  conn_t *c = &io->conns[i];
+  conn_t *c = &tab->conns[i];
   if (atomic_load_explicit(&c->xgen, memory_order_acquire) != handle_gen(h) ||
       !c->tcp)
     return NULL;
   return c;
 }
 
-static isle_conn_t conn_handle(struct isle__io_s *io, conn_t *c) {
+static isle_conn_t conn_handle(struct isle__tcp_s *tab, conn_t *c) {
   return (uint64_t)atomic_load_explicit(&c->xgen, memory_order_relaxed) << 32 |
-         ((uint64_t)(c - io->conns) + 1);
+         ((uint64_t)(c - tab->conns) + 1);
 }
 
 static void listener_unref(listener_t *ls) {
@@ -236,14 +236,14 @@ static void gen_close(conn_t *c) {
 
 /* ===== Closing ========================================================= */
 
-static void shutdowns_check(isle_runtime_t *rt);
+static void shutdowns_check(isle__io_t *io);
 
 static void conn_closed(uv_handle_t *h) {
   conn_t *c = h->data;
   isle__loop_t *l = loop_of(h->loop);
   isle_runtime_t *rt = l->rt;
-  struct isle__io_s *io = rt->io;
-  if (c->owner && !atomic_load_explicit(&io->xquitting, memory_order_relaxed)) {
+  struct isle__tcp_s *tab = l->io->tcp;
+  if (c->owner && !atomic_load_explicit(&tab->xquitting, memory_order_relaxed)) {
     /* What the owner is still due comes first, in order: the DATA its
      * full mailbox refused (now past the capacity, like events: one
      * message of read_size at most), the EOF that waited for it, then
@@ -275,12 +275,13 @@ static void conn_closed(uv_handle_t *h) {
   atomic_store_explicit(&c->xloop, NULL, memory_order_relaxed);
   ISLE__CHAOS("io.closed"); /* a caller past its check now reads NULL */
   l->conns--;
-  pthread_mutex_lock(&io->lock);
-  c->next_free = io->free_top;
-  io->free_top = (uint32_t)(c - io->conns) + 1;
-  pthread_mutex_unlock(&io->lock);
-  if (atomic_fetch_sub_explicit(&rt->xtcp_open, 1, memory_order_acq_rel) == 1)
-    shutdowns_check(rt); /* the last one: no deadline to wait for */
+  pthread_mutex_lock(&tab->lock);
+  c->next_free = tab->free_top;
+  tab->free_top = (uint32_t)(c - tab->conns) + 1;
+  pthread_mutex_unlock(&tab->lock);
+  if (atomic_fetch_sub_explicit(&l->io->xtcp_open, 1, memory_order_acq_rel) ==
+      1)
+    shutdowns_check(l->io); /* the last one: no deadline to wait for */
   isle_runtime_release(rt);
 }
 
@@ -381,10 +382,10 @@ static void conn_close_graceful(conn_t *c, int reason) {
 /* Calls fn on every connection of loop `l` not closed yet (its thread),
  * graceful closes in progress included. */
 static void each_conn(isle__loop_t *l, void (*fn)(isle__loop_t *, conn_t *)) {
-  struct isle__io_s *io = l->rt->io;
-  uint32_t used = atomic_load_explicit(&io->xused, memory_order_acquire);
+  struct isle__tcp_s *tab = l->io->tcp;
+  uint32_t used = atomic_load_explicit(&tab->xused, memory_order_acquire);
   for (uint32_t i = 0; i < used; i++) {
-    conn_t *c = &io->conns[i];
+    conn_t *c = &tab->conns[i];
     /* A slot names a loop from its adoption until that loop frees it
      * (conn_closed clears it, on this thread, before the slot goes back
      * to the free list), so one that names this loop is ours to read. */
@@ -477,7 +478,7 @@ static void on_retry(uv_timer_t *t) {
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   conn_t *c = s->data;
   isle__loop_t *l = loop_of(s->loop);
-  struct isle__io_s *io = l->rt->io;
+  struct isle__tcp_s *tab = l->io->tcp;
   isle_msg_t *m = buf_msg(buf);
   if (n <= 0) {
     isle_free(m);
@@ -496,7 +497,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   }
   /* The bytes are in place: set the size and the header, no copy. */
   m->size = (uint32_t)(DATA_HEADER + (size_t)n);
-  *(isle_conn_t *)isle_msg_data(m) = conn_handle(io, c);
+  *(isle_conn_t *)isle_msg_data(m) = conn_handle(tab, c);
   c->parked = m;
   if (c->listener && c->listener->opts.idle_ms)
     uv_timer_start(c->timer, on_idle, c->listener->opts.idle_ms, 0);
@@ -517,14 +518,14 @@ static void written(isle__loop_t *l, conn_t *c, uint64_t size) {
   if (c->tcp && !c->closing && c->owner &&
       left <= atomic_load_explicit(&c->xmax_output, memory_order_relaxed) / 2 &&
       atomic_exchange_explicit(&c->xwant_drain, 0, memory_order_seq_cst))
-    event_send(l, c->owner, ISLE_MSG_TCP_DRAINED, conn_handle(l->rt->io, c),
+    event_send(l, c->owner, ISLE_MSG_TCP_DRAINED, conn_handle(l->io->tcp, c),
                listener_self(c), 0);
 }
 
 static void write_done(uv_write_t *req, int status) {
   io_cmd_t *w = req->data;
   isle__loop_t *l = loop_of(req->handle->loop);
-  conn_t *c = &l->rt->io->conns[handle_index(w->conn)];
+  conn_t *c = &l->io->tcp->conns[handle_index(w->conn)];
   uint64_t size = w->buf.len;
   isle_free(w->msg);
   isle_free(w);
@@ -541,7 +542,7 @@ static void write_done(uv_write_t *req, int status) {
 
 static void cmd_write(isle__cmd_t *base, isle__loop_t *l) {
   io_cmd_t *w = (io_cmd_t *)base;
-  conn_t *c = conn_get(l->rt->io, w->conn);
+  conn_t *c = conn_get(l->io->tcp, w->conn);
   w->buf = uv_buf_init((char *)isle_msg_data(w->msg) + w->offset,
                        (unsigned)(isle_msg_size(w->msg) - w->offset));
   w->req.data = w;
@@ -570,7 +571,7 @@ static void cmd_write(isle__cmd_t *base, isle__loop_t *l) {
       conn_close(c, ISLE_EIO); /* the peer reset, say */
   }
   /* Closed meanwhile (or failing): dropped, and the backlog balanced. */
-  conn_t *slot = &l->rt->io->conns[handle_index(w->conn)];
+  conn_t *slot = &l->io->tcp->conns[handle_index(w->conn)];
   atomic_fetch_sub_explicit(&slot->xqueued, w->buf.len, memory_order_seq_cst);
   isle_free(w->msg);
   isle_free(w);
@@ -583,29 +584,29 @@ static void cmd_write(isle__cmd_t *base, isle__loop_t *l) {
  * tells the acceptor. */
 static void conn_adopt(isle__loop_t *l, uv_tcp_t *tcp, listener_t *ls) {
   isle_runtime_t *rt = l->rt;
-  struct isle__io_s *io = rt->io;
+  struct isle__tcp_s *tab = l->io->tcp;
   uv_timer_t *timer = isle_malloc(sizeof *timer);
-  pthread_mutex_lock(&io->lock);
-  uint32_t used = atomic_load_explicit(&io->xused, memory_order_relaxed);
-  uint32_t index = io->free_top ? io->free_top - 1 : used;
+  pthread_mutex_lock(&tab->lock);
+  uint32_t used = atomic_load_explicit(&tab->xused, memory_order_relaxed);
+  uint32_t index = tab->free_top ? tab->free_top - 1 : used;
   bool room = timer && index < MAX_CONNS_TOTAL;
   if (room) {
-    if (io->free_top)
-      io->free_top = io->conns[index].next_free;
+    if (tab->free_top)
+      tab->free_top = tab->conns[index].next_free;
     else
-      atomic_store_explicit(&io->xused, used + 1, memory_order_release);
+      atomic_store_explicit(&tab->xused, used + 1, memory_order_release);
   }
-  pthread_mutex_unlock(&io->lock);
+  pthread_mutex_unlock(&tab->lock);
   if (!room) {
     isle_free(timer);
-    atomic_fetch_add_explicit(&rt->xtcp_refused, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&l->io->xtcp_refused, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&ls->xopen, 1, memory_order_relaxed);
     listener_unref(ls);
     uv_close((uv_handle_t *)tcp, free_closed);
     isle_runtime_release(rt);
     return;
   }
-  conn_t *c = &io->conns[index];
+  conn_t *c = &tab->conns[index];
   uv_timer_init(&l->uv, timer);
   timer->data = c;
   tcp->data = c;
@@ -624,13 +625,13 @@ static void conn_adopt(isle__loop_t *l, uv_tcp_t *tcp, listener_t *ls) {
   /* Release: a writer that reads this (odd) generation sees the slot set
    * up, its loop included. */
   gen_open(c);
-  c->handle = conn_handle(io, c);
+  c->handle = conn_handle(tab, c);
   l->conns++;
-  atomic_fetch_add_explicit(&rt->xtcp_accepted, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&rt->xtcp_open, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&l->io->xtcp_accepted, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&l->io->xtcp_open, 1, memory_order_relaxed);
   if (ls->opts.idle_ms)
     uv_timer_start(timer, on_idle, ls->opts.idle_ms, 0);
-  if (!event_send(l, ls->acceptor, ISLE_MSG_TCP_ACCEPT, conn_handle(io, c),
+  if (!event_send(l, ls->acceptor, ISLE_MSG_TCP_ACCEPT, conn_handle(tab, c),
                   ls->self, 0))
     conn_close(c, ISLE_EDEAD);
 }
@@ -675,19 +676,20 @@ static void on_connection(uv_stream_t *server, int status) {
   if (atomic_fetch_add_explicit(&ls->xopen, 1, memory_order_relaxed) >=
       ls->opts.max_conns) {
     atomic_fetch_sub_explicit(&ls->xopen, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&rt->xtcp_refused, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&l->io->xtcp_refused, 1, memory_order_relaxed);
     uv_close((uv_handle_t *)tcp, free_closed);
     return;
   }
   atomic_fetch_add_explicit(&ls->xrefs, 1, memory_order_relaxed);
   isle_runtime_hold(rt); /* from here until the connection closes */
-  if (!rt->worker_loops) {
+  if (!l->io->worker_loops) {
     conn_adopt(l, tcp, ls);
     return;
   }
   /* Deal it to the next worker: a copy of the socket goes to its loop
    * (libuv handles cannot move between loops), this handle closes. */
-  isle__loop_t *to = &rt->worker_loops[ls->next_worker++ % rt->nworkers];
+  isle__loop_t *to =
+      &l->io->worker_loops[ls->next_worker++ % rt->nworkers];
   uv_os_fd_t fd;
   io_cmd_t *a = isle_malloc(sizeof *a);
   int dup_fd = -1;
@@ -710,7 +712,7 @@ static void on_connection(uv_stream_t *server, int status) {
 
 static void cmd_start(isle__cmd_t *base, isle__loop_t *l) {
   io_cmd_t *s = (io_cmd_t *)base;
-  conn_t *c = conn_get(l->rt->io, s->conn);
+  conn_t *c = conn_get(l->io->tcp, s->conn);
   if (c && !c->closing && !c->owner) {
     c->owner = s->owner;
     uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read);
@@ -721,7 +723,7 @@ static void cmd_start(isle__cmd_t *base, isle__loop_t *l) {
 
 static void cmd_close(isle__cmd_t *base, isle__loop_t *l) {
   io_cmd_t *s = (io_cmd_t *)base;
-  conn_t *c = conn_get(l->rt->io, s->conn);
+  conn_t *c = conn_get(l->io->tcp, s->conn);
   if (c) {
     if (s->graceful)
       conn_close_graceful(c, 0);
@@ -753,20 +755,20 @@ static void listener_closed(uv_handle_t *h) {
   listener_unref(ls); /* the handle's; its connections hold theirs */
 }
 
-static void listener_close(struct isle__io_s *io, listener_t *ls) {
+static void listener_close(struct isle__tcp_s *tab, listener_t *ls) {
   if (ls->closing)
     return;
   ls->closing = true;
-  io->listeners[handle_index(ls->self)] = NULL;
-  atomic_store_explicit(&io->xlistening[handle_index(ls->self)], 0,
+  tab->listeners[handle_index(ls->self)] = NULL;
+  atomic_store_explicit(&tab->xlistening[handle_index(ls->self)], 0,
                         memory_order_relaxed);
   uv_close((uv_handle_t *)&ls->tcp, listener_closed);
 }
 
 static int listen_on(isle__loop_t *l, listen_cmd_t *cmd, listener_t **out) {
-  struct isle__io_s *io = l->rt->io;
+  struct isle__tcp_s *tab = l->io->tcp;
   uint32_t slot = 0;
-  while (slot < MAX_LISTENERS && io->listeners[slot])
+  while (slot < MAX_LISTENERS && tab->listeners[slot])
     slot++;
   if (slot == MAX_LISTENERS)
     return ISLE_ENOMEM;
@@ -797,9 +799,9 @@ static int listen_on(isle__loop_t *l, listen_cmd_t *cmd, listener_t **out) {
   ls->opts = cmd->opts;
   ls->opts.host = NULL;
   ls->acceptor = cmd->acceptor;
-  ls->self = (uint64_t)++io->listener_gen[slot] << 32 | (slot + 1);
-  io->listeners[slot] = ls;
-  atomic_store_explicit(&io->xlistening[slot], ls->self, memory_order_relaxed);
+  ls->self = (uint64_t)++tab->listener_gen[slot] << 32 | (slot + 1);
+  tab->listeners[slot] = ls;
+  atomic_store_explicit(&tab->xlistening[slot], ls->self, memory_order_relaxed);
   isle_runtime_hold(l->rt);
   *out = ls;
   return 0;
@@ -819,11 +821,11 @@ static void cmd_listen(isle__cmd_t *base, isle__loop_t *l) {
 
 static void cmd_unlisten(isle__cmd_t *base, isle__loop_t *l) {
   io_cmd_t *s = (io_cmd_t *)base;
-  struct isle__io_s *io = l->rt->io;
+  struct isle__tcp_s *tab = l->io->tcp;
   uint32_t slot = handle_index(s->conn);
-  listener_t *ls = slot < MAX_LISTENERS ? io->listeners[slot] : NULL;
+  listener_t *ls = slot < MAX_LISTENERS ? tab->listeners[slot] : NULL;
   if (ls && ls->self == s->conn)
-    listener_close(io, ls);
+    listener_close(tab, ls);
   isle_free(s);
 }
 
@@ -831,7 +833,7 @@ static void cmd_unlisten(isle__cmd_t *base, isle__loop_t *l) {
 
 typedef struct shutdown_cmd_s {
   isle__cmd_t base;
-  struct shutdown_cmd_s *next, **prev; /* io->shutdowns */
+  struct shutdown_cmd_s *next, **prev; /* tab->shutdowns */
   uint32_t deadline_ms;
   uv_timer_t timer;
 } shutdown_cmd_t;
@@ -846,25 +848,25 @@ static void shutdown_timer_closed(uv_handle_t *h) {
 }
 
 /* Ends the pending shutdown deadlines (their holds) at once. io thread. */
-static void shutdowns_done(struct isle__io_s *io) {
-  for (shutdown_cmd_t *s = io->shutdowns; s; s = s->next)
+static void shutdowns_done(struct isle__tcp_s *tab) {
+  for (shutdown_cmd_t *s = tab->shutdowns; s; s = s->next)
     if (!uv_is_closing((uv_handle_t *)&s->timer))
       uv_close((uv_handle_t *)&s->timer, shutdown_timer_closed);
 }
 
 static void cmd_shutdowns_done(isle__cmd_t *c, isle__loop_t *l) {
-  shutdowns_done(l->rt->io);
+  shutdowns_done(l->io->tcp);
   isle_free(c);
 }
 
 /* The last connection closed (any loop): end the deadlines early. */
-static void shutdowns_check(isle_runtime_t *rt) {
+static void shutdowns_check(isle__io_t *io) {
   isle__loop_t *io_loop =
-      atomic_load_explicit(&rt->xloop, memory_order_acquire);
+      atomic_load_explicit(&io->xloop, memory_order_acquire);
   if (!io_loop)
     return; /* no listener was ever made: no shutdown either */
-  if (isle__loop_mine(io_loop) || !rt->worker_loops) {
-    shutdowns_done(rt->io); /* on the io thread already */
+  if (isle__loop_mine(io_loop) || !io->worker_loops) {
+    shutdowns_done(io->tcp); /* on the io thread already */
     return;
   }
   isle__cmd_t *c = isle_malloc(sizeof *c);
@@ -878,18 +880,18 @@ static void shutdowns_check(isle_runtime_t *rt) {
  * the io thread's own (now, on it). */
 static void on_every_loop(isle__loop_t *io_loop,
                           void (*fn)(isle__cmd_t *, isle__loop_t *)) {
-  isle_runtime_t *rt = io_loop->rt;
-  if (!rt->worker_loops) {
+  isle__io_t *io = io_loop->io;
+  if (!io->worker_loops) {
     isle__cmd_t *c = isle_malloc(sizeof *c);
     if (c)
       fn(c, io_loop); /* fn frees it */
     return;
   }
-  for (unsigned i = 0; i < rt->nworkers; i++) {
+  for (unsigned i = 0; i < io->rt->nworkers; i++) {
     isle__cmd_t *c = isle_malloc(sizeof *c);
     if (c) {
       c->run = fn;
-      isle__loop_post(&rt->worker_loops[i], c);
+      isle__loop_post(&io->worker_loops[i], c);
     }
   }
 }
@@ -928,71 +930,78 @@ static void on_deadline(uv_timer_t *t) {
 
 static void cmd_shutdown(isle__cmd_t *base, isle__loop_t *l) {
   shutdown_cmd_t *s = (shutdown_cmd_t *)base;
-  isle_runtime_t *rt = l->rt;
-  struct isle__io_s *io = rt->io;
+  struct isle__tcp_s *tab = l->io->tcp;
   for (uint32_t i = 0; i < MAX_LISTENERS; i++)
-    if (io->listeners[i])
-      listener_close(io, io->listeners[i]);
+    if (tab->listeners[i])
+      listener_close(tab, tab->listeners[i]);
   on_every_loop(l, cmd_eof_all);
   /* The deadline holds the runtime until it has closed the stragglers. */
-  s->next = io->shutdowns;
-  s->prev = &io->shutdowns;
+  s->next = tab->shutdowns;
+  s->prev = &tab->shutdowns;
   if (s->next)
     s->next->prev = &s->next;
-  io->shutdowns = s;
+  tab->shutdowns = s;
   uv_timer_init(&l->uv, &s->timer);
   s->timer.data = s;
   uv_timer_start(&s->timer, on_deadline, s->deadline_ms, 0);
-  if (atomic_load_explicit(&rt->xtcp_open, memory_order_acquire) == 0)
-    shutdowns_done(io);
+  if (atomic_load_explicit(&l->io->xtcp_open, memory_order_acquire) == 0)
+    shutdowns_done(tab);
 }
 
 /* ===== Internal functions ============================================== */
 
-void isle__io_quit(isle__loop_t *l) {
-  struct isle__io_s *io = l->rt->io;
-  if (!io)
+void isle__tcp_quit(isle__loop_t *l) {
+  struct isle__tcp_s *tab = l->io->tcp;
+  if (!tab)
     return;
-  atomic_store_explicit(&io->xquitting, true, memory_order_relaxed);
+  atomic_store_explicit(&tab->xquitting, true, memory_order_relaxed);
   if (!l->worker) { /* the io thread's own */
-    shutdowns_done(io);
+    shutdowns_done(tab);
     for (uint32_t i = 0; i < MAX_LISTENERS; i++)
-      if (io->listeners[i])
-        listener_close(io, io->listeners[i]);
+      if (tab->listeners[i])
+        listener_close(tab, tab->listeners[i]);
   }
   each_conn(l, close_one);
 }
 
-void isle__io_free(isle_runtime_t *rt) {
-  struct isle__io_s *io = rt->io;
-  if (!io)
+void isle__tcp_free(isle__io_t *io) {
+  struct isle__tcp_s *tab = io->tcp;
+  if (!tab)
     return;
-  munmap(io->conns, sizeof(conn_t) * MAX_CONNS_TOTAL);
-  pthread_mutex_destroy(&io->lock);
-  isle_free(io);
-  rt->io = NULL;
+  munmap(tab->conns, sizeof(conn_t) * MAX_CONNS_TOTAL);
+  pthread_mutex_destroy(&tab->lock);
+  isle_free(tab);
+  io->tcp = NULL;
 }
 
 /* ===== Public functions ================================================ */
 
-/* The loop and io state for a call from any thread; NULL without memory. */
+/* The io thread's loop, with the layer attached and the connection
+ * table made, for a call from any thread; NULL without memory. */
 static isle__loop_t *io_loop(isle_runtime_t *rt) {
-  isle__loop_t *l = isle__loop_get(rt);
+  isle__io_t *io = isle__io_get(rt);
+  isle__loop_t *l = io ? isle__loop_get(io) : NULL;
   if (!l)
     return NULL;
-  pthread_mutex_lock(&rt->loop_lock);
-  struct isle__io_s *io = io_state(rt);
-  pthread_mutex_unlock(&rt->loop_lock);
-  return io ? l : NULL;
+  pthread_mutex_lock(&io->loop_lock);
+  struct isle__tcp_s *tab = tcp_state(io);
+  pthread_mutex_unlock(&io->loop_lock);
+  return tab ? l : NULL;
+}
+
+/* The connection table, if TCP was ever used. */
+static struct isle__tcp_s *tcp_peek(isle_runtime_t *rt) {
+  isle__io_t *io = isle__io_peek(rt);
+  return io ? io->tcp : NULL;
 }
 
 /* A handle a writer may use now: its slot's generation still matches. */
 static conn_t *conn_check(isle_runtime_t *rt, isle_conn_t h) {
-  struct isle__io_s *io = rt->io;
+  struct isle__tcp_s *tab = tcp_peek(rt);
   uint32_t i = handle_index(h);
-  if (!io || (uint32_t)h == 0 || i >= MAX_CONNS_TOTAL || handle_gen(h) == 0)
+  if (!tab || (uint32_t)h == 0 || i >= MAX_CONNS_TOTAL || handle_gen(h) == 0)
     return NULL;
-  conn_t *c = &io->conns[i];
+  conn_t *c = &tab->conns[i];
   /* Acquire: pairs with the release increments of the loops. Odd: open. */
   uint32_t gen = atomic_load_explicit(&c->xgen, memory_order_acquire);
   return gen == handle_gen(h) && (gen & 1) ? c : NULL;
@@ -1086,12 +1095,14 @@ static isle__loop_t *conn_loop(conn_t *c) {
 int isle_tcp_unlisten(isle_runtime_t *rt, isle_listener_t listener) {
   if (!rt || (uint32_t)listener == 0 || handle_index(listener) >= MAX_LISTENERS)
     return ISLE_EINVAL;
-  isle__loop_t *l = atomic_load_explicit(&rt->xloop, memory_order_acquire);
+  isle__io_t *io = isle__io_peek(rt);
+  isle__loop_t *l =
+      io ? atomic_load_explicit(&io->xloop, memory_order_acquire) : NULL;
   /* Refused here, as documented: the command alone would answer 0 for a
    * listener closed long ago. Relaxed: advisory, the io thread checks
    * again (a racing unlisten or shutdown may close it first). */
-  if (!rt->io || !l ||
-      atomic_load_explicit(&rt->io->xlistening[handle_index(listener)],
+  if (!io || !io->tcp || !l ||
+      atomic_load_explicit(&io->tcp->xlistening[handle_index(listener)],
                            memory_order_relaxed) != listener)
     return ISLE_EDEAD;
   ISLE__CHAOS("io.unlisten_check"); /* a shutdown may close it first */
