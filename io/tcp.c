@@ -336,12 +336,16 @@ static void conn_drop(conn_t *c, int reason) {
 
 /* Ends the connection because time ran out (idle_ms, a graceful close's
  * bound, the shutdown deadline) or the runtime ends. A graceful close in
- * progress is given up with a reset. */
+ * progress is given up with a reset, any other close resets when output
+ * is still queued (conn_drop): a FIN behind output the peer does not take
+ * would leave our socket orphaned in FIN-WAIT-1 with that output, facing
+ * a peer that still sees the connection open (its sends may then block:
+ * servers_echo_abuse, a never-reader that went silent for idle_ms). */
 static void conn_end(conn_t *c, int reason) {
   if (c->draining)
     conn_reset(c, reason);
   else
-    conn_close(c, reason);
+    conn_drop(c, reason);
 }
 
 static void shutdown_done(uv_shutdown_t *req, int status) {
@@ -354,6 +358,15 @@ static void shutdown_done(uv_shutdown_t *req, int status) {
 }
 
 static void on_idle(uv_timer_t *t);
+
+/* Starts the connection's timer for `ms` of idleness from now. libuv
+ * counts from the loop's cached time, which is as old as this loop
+ * round: a thread preempted in between (or a turn calling straight in)
+ * would make the close come early by that much. */
+static void idle_arm(uv_timer_t *t, uint64_t ms) {
+  uv_update_time(t->loop);
+  uv_timer_start(t, on_idle, ms, 0);
+}
 
 /* Writes what is queued, sends FIN, then closes; at most idle_ms (or
  * LINGER_MS) from now, when a peer that does not read is reset. */
@@ -376,7 +389,7 @@ static void conn_close_graceful(conn_t *c, int reason) {
   }
   /* The connection's one timer (idle, retry) now bounds the close. */
   uint32_t idle = c->listener ? c->listener->opts.idle_ms : 0;
-  uv_timer_start(c->timer, on_idle, idle ? idle : LINGER_MS, 0);
+  idle_arm(c->timer, idle ? idle : LINGER_MS);
 }
 
 /* Calls fn on every connection of loop `l` not closed yet (its thread),
@@ -472,7 +485,7 @@ static void on_retry(uv_timer_t *t) {
   conn_t *c = t->data;
   deliver(loop_of(t->loop), c);
   if (!c->parked && !c->closing && c->listener && c->listener->opts.idle_ms)
-    uv_timer_start(c->timer, on_idle, c->listener->opts.idle_ms, 0);
+    idle_arm(c->timer, c->listener->opts.idle_ms);
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
@@ -500,7 +513,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   *(isle_conn_t *)isle_msg_data(m) = conn_handle(tab, c);
   c->parked = m;
   if (c->listener && c->listener->opts.idle_ms)
-    uv_timer_start(c->timer, on_idle, c->listener->opts.idle_ms, 0);
+    idle_arm(c->timer, c->listener->opts.idle_ms);
   deliver(l, c);
 }
 
@@ -630,7 +643,7 @@ static void conn_adopt(isle__loop_t *l, uv_tcp_t *tcp, listener_t *ls) {
   atomic_fetch_add_explicit(&l->io->xtcp_accepted, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&l->io->xtcp_open, 1, memory_order_relaxed);
   if (ls->opts.idle_ms)
-    uv_timer_start(timer, on_idle, ls->opts.idle_ms, 0);
+    idle_arm(timer, ls->opts.idle_ms);
   if (!event_send(l, ls->acceptor, ISLE_MSG_TCP_ACCEPT, conn_handle(tab, c),
                   ls->self, 0))
     conn_close(c, ISLE_EDEAD);

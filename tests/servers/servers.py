@@ -180,6 +180,24 @@ def never_reads(port, payload, limit=512 << 20):
     raise Failure("a peer that never reads was not closed after %d bytes" % sent)
 
 
+def silent_never_reader_reset(port, idle_ms):
+    """A peer that never reads its echo and then goes silent (a client
+    descheduled on a loaded machine): the server's idle timeout must reset
+    it (RST), not send FIN behind the echo the peer never takes. A FIN
+    there leaves the server's socket orphaned in FIN-WAIT-1 with its output
+    queued for a peer that does not read, where the peer's sends may block
+    (never_reads' 'send blocked'). The peer's TCP state tells: CLOSE after
+    the RST, ESTABLISHED while the FIN waits behind the output."""
+    s = connect(port)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(b"q" * (256 << 10))  # echoed into the kernels; under max-output
+    time.sleep(idle_ms / 1000 + 1.0)
+    state = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+    s.close()
+    check(state == 7, "a silent never-reader was not reset at the idle "
+          "timeout (TCP state %d, not CLOSE 7)" % state)
+
+
 def many_at_once(port, n, request, answer_len, check_answer):
     """n connections open together, each sends `request(i)` and reads
     answer_len(i) bytes, checked by check_answer(i, bytes)."""
@@ -245,7 +263,9 @@ def suite_echo_abuse(binary):
             s = connect(srv.port)
             s.sendall(b"x" * (i * 100 + 1))
             reset(s)
-        # A peer that never reads its echo.
+        # A peer that never reads its echo, then goes silent; and one that
+        # keeps sending.
+        silent_never_reader_reset(srv.port, IDLE_MS)
         never_reads(srv.port, b"y" * 65536)
         # Still serving.
         s = connect(srv.port)
