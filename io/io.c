@@ -56,8 +56,8 @@ static void *io_create(isle_runtime_t *rt, void *arg) {
   pthread_mutex_init(&io->loop_lock, NULL);
   pthread_mutex_init(&io->timers_lock, NULL);
   unsigned loops = 0;
-  bool ok = isle__timers_init(io) == 0;
-  if (ok && io->mode == ISLE_IO_WORKERS) {
+  bool ok = true;
+  if (io->mode == ISLE_IO_WORKERS) {
     io->worker_loops =
         isle_aligned_alloc(ISLE__CACHE, sizeof *io->worker_loops * rt->nworkers);
     for (; io->worker_loops && loops < rt->nworkers; loops++)
@@ -66,6 +66,9 @@ static void *io_create(isle_runtime_t *rt, void *arg) {
         break;
     ok = loops == rt->nworkers;
   }
+  /* Last: a hook cannot be taken back, so it is added only once nothing
+   * else can fail (a failed attach leaves no hook behind). */
+  ok = ok && isle__timers_init(io) == 0;
   if (!ok) {
     for (unsigned i = 0; i < loops; i++)
       isle__loop_close_worker(&io->worker_loops[i]);

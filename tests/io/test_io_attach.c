@@ -12,6 +12,7 @@
 #include <dirent.h>
 
 #include "support.h"
+#include "actor/internal.h" /* end-of-actor hooks, to use them all up */
 
 /* Threads of this process named `name` (/proc/self/task/<tid>/comm). */
 static unsigned threads_named(const char *name) {
@@ -129,6 +130,37 @@ static void test_io_attached_by_first_use_only(void **state) {
   support_assert_heap_quiet();
 }
 
+static void hook_unused(isle_runtime_t *rt, isle_ref_t self) {
+  (void)rt;
+  (void)self;
+}
+
+/* The layer cannot attach (its timers' end hook finds no room): every
+ * first use fails with ISLE_ENOMEM, leaves nothing behind, and a timer's
+ * message stays with the caller. */
+static void test_io_attach_failure_is_an_error_everywhere(void **state) {
+  isle_runtime_t *rt = support_runtime(2, 0);
+  uint32_t bit;
+  while (isle__end_hook_add(rt, hook_unused, &bit) == 0)
+    ;
+  assert_int_equal(isle_io_config(rt, NULL), ISLE_ENOMEM);
+  isle_ref_t a;
+  _Atomic uint64_t got = 0;
+  assert_int_equal(isle_runtime_spawn(rt, &sink_type, (void *)&got, &a), 0);
+  isle_msg_t *m = support_msg(2, 0, 0);
+  assert_int_equal(isle_timer_start(rt, a, m, 1, 0, NULL), ISLE_ENOMEM);
+  isle_msg_free(m); /* still ours */
+  isle_tcp_opts_t o = {0};
+  isle_listener_t l = 0;
+  assert_int_equal(isle_tcp_listen(rt, &o, a, &l, NULL), ISLE_ENOMEM);
+  assert_int_equal(l, 0);
+  assert_int_equal(support_io_stats(rt).mode, ISLE_IO_DEFAULT);
+  assert_int_equal(threads_named("io"), 0);
+  assert_int_equal(isle_runtime_run(rt), 0); /* nothing holds it */
+  assert_int_equal(isle_runtime_free(rt), 0);
+  support_assert_heap_quiet();
+}
+
 /* Waits until both workers of a held, running runtime went to sleep. */
 static void wait_both_parked(isle_runtime_t *rt) {
   uint64_t deadline = support_now_ns() + (uint64_t)WAIT_MS * 1000000u;
@@ -189,6 +221,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       IO_TEST(test_io_config_arguments_and_modes),
       IO_TEST(test_io_attached_by_first_use_only),
+      IO_TEST(test_io_attach_failure_is_an_error_everywhere),
       IO_TEST(test_io_attached_while_workers_sleep_serves_connections),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
