@@ -312,9 +312,10 @@ int isle__spawn(isle_runtime_t *rt, isle_ctx_t *parent,
     if (rc != 0) {
       /* Never seen alive: whoever it monitored or linked to in init hears
        * of it as of any exit, with init's error. notify must be true for
-       * that: with false, a link made in init was left dangling on the
-       * other side and a monitor request that reached this mailbox during
-       * init never got its DOWN. */
+       * that: with false, a link made in init would dangle on the other
+       * side, and a monitor request that reached this mailbox during init
+       * would never get its DOWN.
+       * Why: docs/decisions/0003-init-ends-like-any-exit.md. */
       actor_end(rt, w, a, rc < 0 ? rc : ISLE_EINVAL, true, false);
       return rc < 0 ? rc : ISLE_EINVAL;
     }
@@ -332,8 +333,7 @@ int isle__spawn(isle_runtime_t *rt, isle_ctx_t *parent,
   if (ctx.stop) {
     /* init ended the actor (isle_ctx_stop, or isle_exit on itself): like
      * any callback, it ends when init returns. The spawn succeeded, and
-     * after the link, so a spawn_link's caller hears of this end. Before,
-     * the flag was dropped with init's ctx and the actor lived on. */
+     * after the link, so a spawn_link's caller hears of this end. */
     actor_end(rt, w, a, ctx.stop_reason, true, true);
     return 0;
   }
@@ -391,7 +391,8 @@ void isle__actor_turn(isle__worker_t *w, isle__actor_t *a) {
       break;
     /* An actor that works in chunks, a CONTINUE to itself between them,
      * gives way after each chunk when others wait (docs/runtime.md,
-     * Turns): otherwise `batch` chunks run per turn. */
+     * Turns): otherwise `batch` chunks run per turn.
+     * docs/decisions/0006-a-self-send-ends-the-turn-when-others-wait.md */
     if (ctx->self_sent && isle__sched_waiting(w))
       break;
   }

@@ -5,9 +5,9 @@
  *
  * Without it, an actor that sends more per turn than its receiver takes
  * per turn (a turn takes at most `batch` messages) grows the receiver's
- * mailbox without bound: counting's producer sends 1,000 increments per
- * turn, its counter takes 64, and with one worker the run peaked at
- * 448 MB. Pony mutes such senders; Erlang charges them reductions.
+ * mailbox without bound. Pony mutes such senders; Erlang charges them
+ * reductions. Why, and what it cost without:
+ * docs/decisions/0007-flow-control-mutes-senders.md.
  *
  * The rule, from Pony's. H = ISLE__MUTE_HIGH x batch, L = ISLE__MUTE_LOW x
  * batch. When a send by a running actor leaves its receiver R with a
@@ -44,10 +44,11 @@
  * R is still at H or more: it is queued or running (an actor at H is never
  * muted, and one muted before reaching H goes by rule (b)), or it has ended and
  * X goes by (a). So someone always runs, and a receiver always drains: isle has
- * no selective receive. A rule that let X go while R is muted below H, tried
- * first, broke the bound in a relay X -> R -> S: X refilled R to H, which
- * let R go by (b), and R fed S a receive's worth each round for as long as
- * the run lasted.
+ * no selective receive. A rule that let X go while R is muted below H
+ * would break the bound in a relay X -> R -> S: X refills R to H, which
+ * lets R go by (b), and R feeds S a receive's worth each round for as long
+ * as the run lasts (such a rule was tried first:
+ * docs/decisions/0010-no-release-while-the-receiver-is-muted.md).
  *
  * Muted actors are still scheduled as far as their mailboxes know: a
  * worker with muted actors does not park, and a stopping worker hands

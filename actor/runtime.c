@@ -305,9 +305,11 @@ int isle_runtime_new(const isle_runtime_config_t *cfg, isle_runtime_t **out) {
     return ISLE_ENOMEM;
   }
   rt->slots = slots;
-  /* Past the first 2 MiB (32,768 slots), transparent huge pages: a runtime
-   * of a million actors then takes 35 page faults for its table, not
-   * 17,000, and a small one commits no more than before. Advice only. */
+  /* Past the first 2 MiB (32,768 slots), transparent huge pages: a large
+   * table takes a fault per 2 MiB, not per 4 KiB, while a small runtime
+   * touches only the first 2 MiB, which stays in small pages, so it
+   * commits no more. Advice only.
+   * Figures: docs/decisions/0009-slot-table-on-huge-pages.md. */
   size_t huge = (size_t)2 << 20;
   if (table > 2 * huge)
     madvise((char *)slots + huge, table - huge, MADV_HUGEPAGE);

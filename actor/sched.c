@@ -15,26 +15,8 @@
  * request and its reply stay on one core and in its cache. runnext is never
  * stolen; the actor it displaces goes to the ring, where others can take it.
  * Only work placed where others can take it wakes a sleeping worker.
- * Two variants were measured and dropped (bench/run actors, 2 workers):
- * holding displaced actors back until the turn ends, so that a fan-out
- * burst gives each several messages before a thief takes it (big fell from
- * 17.7 to 6.1 M round trips/s, counting from 34 to 10 M msgs/s, fjthrput
- * unchanged); and ending a turn when an actor sends itself a message while
- * others wait (counting fell from 34 to 27 M msgs/s; fjthrput unchanged on
- * 2 workers, though on 1 worker it rose from 14 to 44 M). That second one
- * is in (actor.c) since the patient thief below: with it, counting no
- * longer loses (37 -> 39 M). A third, waking
- * an actor into an inbox of the worker that last ran it instead of the
- * sender's runnext, lost too: counting 11 M, big 8 M, ring 22 M msgs/s,
- * fjthrput 9-10 M. A fourth, keeping an actor whose mailbox ran empty
- * scheduled on its worker for a few more looks ("held", up to 32 or 4
- * per worker) so that the next push needs no scheduling, helped fjthrput
- * and pingpong a little (6.4 -> 8.0 M msgs/s, 163 -> 125-133 ns) but held
- * actors cannot be stolen, so work piled up on one worker: counting fell
- * from 16.4 to 7-9.7 M msgs/s and big from 7.4 to 3.5 M (one run each,
- * machine in its slow state). A thief that waits until the victim has two
- * queued actors (so that each steal brings more than one message) also
- * lost: fjthrput 2.5-3 M.
+ * Why not another placement (a home worker's inbox, holding displaced or
+ * emptied actors back): docs/decisions/0001-wake-into-the-senders-runnext.md.
  *
  * The patient thief: a thief leaves a victim's queued actors to their
  * owner until one of them has waited STEAL_AGE_NS (100 µs). It marks the
@@ -42,25 +24,12 @@
  * passed the mark, the owner took everything queued before it and the
  * watch starts again. Why: a steal costs several cache-line transfers
  * (the ring, the actor, its mailbox, then its messages), worth it for an
- * actor with many messages but not for one. Eager, a spinning thief took
- * each actor the moment a send queued it, with its one message: fjthrput
- * (one driver, 64 receivers) ran 6.07 M turns and 6.07 M steals for its
- * 6.4 M messages, 9.9-13 M msgs/s. Waiting 20 µs let a receiver gather
- * messages first: 0.13 M turns, 30-34 M msgs/s (5 µs gave 24 M). Then the
- * two vCPUs' placement turned out to change (bench/core_probe: a line's
- * round trip 66-82 ns, or 390-426 ns), and with the slow placement 20 µs
- * gave fjthrput 6.4-7.4 M, 100 µs 16.5-18.2 M; fast, 28-31 M and 33-34 M;
- * counting rose too (slow 27-33 -> 35-39 M, fast 36-42 -> 42-44 M), big
- * stayed (6.2-6.7 / 17-19 M either way) and 300 µs was no better (four
- * to six runs each, flow control in). The cost: an actor queued behind a
- * long turn starts up to 100 µs later than it could. A watching thief
- * looks every WATCH_PAUSES pauses (~3 µs), not after each: its looks read
- * the ring lines the owner writes. counting 44-45 -> 48 M, fjthrput 34-36
- * -> 45 M msgs/s (fast placement, three interleaved runs; 32 pauses gave
- * 46-47 and 44 M; big and spawn unchanged). Tried and dropped: a watcher
- * that naps 1 ms after ~50 µs of watching (so that a co-located client,
- * the kv benchmark's, gets the CPU): kv's p99 did not move beyond the
- * noise, and big fell to 14 M round trips/s in two runs of four.
+ * actor with many messages but not for one, and a receiver left alone
+ * gathers messages. The cost: an actor queued behind a long turn starts
+ * up to 100 µs later than it could. A watching thief looks every
+ * WATCH_PAUSES pauses (~3 µs), not after each: its looks read the ring
+ * lines the owner writes. Figures: docs/decisions/0005-the-patient-thief.md
+ * and 0008-a-watching-thief-looks-every-128-pauses.md.
  *
  * The global queue (a mutex and an intrusive list) takes actors woken from
  * outside threads and ring overflow; workers look at it when their own

@@ -40,9 +40,10 @@ uint32_t isle__span_collect(isle__span_t *s) {
   isle__debug_check_taken(s, list);
   /* The walk (to count and find the tail) also pulls the blocks into this
    * core's cache in one tight loop, ahead of the allocations that will
-   * write them. Carrying the count beside the list instead and adopting
-   * the list without a walk was measured: prodcons went from 27 to 75-88
-   * ns/msg, the misses moving into the producer's writes. */
+   * write them; adopting the list without a walk (its count carried
+   * beside it) only moves those misses into the owner's writes to the
+   * blocks it allocates.
+   * Figures: docs/decisions/0002-remote-frees-taken-in-by-a-walk.md. */
   uint32_t n = 0;
   isle__block_t *tail = list;
   for (isle__block_t *b = list; b; b = isle__link_get(b)) {

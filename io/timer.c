@@ -167,8 +167,9 @@ static void timer_fired(uv_timer_t *h) {
   if (live && periodic) {
     /* Sent under the lock: a cancel takes the timer out of the table under
      * it, so once isle_timer_cancel has returned 0 no copy goes out. Sent
-     * after unlocking (as before), a copy that passed the live check could
-     * reach the target after the cancel had returned. */
+     * after unlocking, a copy that passed the live check could reach the
+     * target after the cancel had returned.
+     * Why: docs/decisions/0004-periodic-timer-sends-under-its-lock.md. */
     m = msg_copy(tm->msg);
     rc = m ? isle__send(rt, NULL, ISLE_REF_NONE, tm->target, m) : ISLE_ENOMEM;
   }
