@@ -12,6 +12,18 @@
 
 #include "internal.h"
 
+/* The public structs keep their size across 0.x releases that add fields
+ * (they take from reserved_, docs/guide.md, ABI): a field added without
+ * taking from it changes the size and fails here. LP64 sizes. */
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(isle_heap_stats_t) == 2048,
+               "isle_heap_stats_t: keep the size, take from reserved_");
+_Static_assert(sizeof(isle_heap_global_stats_t) == 128,
+               "isle_heap_global_stats_t: keep the size, take from reserved_");
+_Static_assert(sizeof(isle_heap_flow_t) == 64,
+               "isle_heap_flow_t: keep the size, take from reserved_");
+#endif
+
 static uint64_t load(_Atomic uint64_t *c) {
   return atomic_load_explicit(c, memory_order_relaxed);
 }

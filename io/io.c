@@ -17,6 +17,17 @@
 #include "internal.h"
 #include "isle/heap.h"
 
+/* The public structs keep their size across 0.x releases that add fields
+ * (they take from reserved_, docs/guide.md, ABI): a field added without
+ * taking from it changes the size and fails here. LP64 sizes. */
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(isle_io_config_t) == 64, "isle_io_config_t: keep the size, take from reserved_");
+_Static_assert(sizeof(isle_io_stats_t) == 128, "isle_io_stats_t: keep the size, take from reserved_");
+_Static_assert(sizeof(isle_tcp_opts_t) == 128, "isle_tcp_opts_t: keep the size, take from reserved_");
+_Static_assert(sizeof(isle_sup_spec_t) == 64, "isle_sup_spec_t: keep the size, take from reserved_");
+_Static_assert(sizeof(isle_child_spec_t) == 64, "isle_child_spec_t: keep the size, take from reserved_");
+#endif
+
 /* isle_runtime_free: the io thread first (no timer or connection
  * delivers into what ends next), then the workers' loops, then tables. */
 static void io_free(isle_runtime_t *rt, void *state) {

@@ -85,8 +85,14 @@ static worker_arg_t flaky_arg = {.name = "flaky", .fail_on_tick = 3};
 static worker_arg_t logger_arg = {.name = "logger"};
 
 static const isle_child_spec_t inner_children[] = {
-    {"flaky", &worker_type, &flaky_arg, ISLE_PERMANENT},
-    {"logger", &worker_type, &logger_arg, ISLE_PERMANENT},
+    {.name = "flaky",
+     .type = &worker_type,
+     .arg = &flaky_arg,
+     .restart = ISLE_PERMANENT},
+    {.name = "logger",
+     .type = &worker_type,
+     .arg = &logger_arg,
+     .restart = ISLE_PERMANENT},
 };
 static const isle_sup_spec_t inner_spec = {
     .strategy = ISLE_REST_FOR_ONE,
@@ -96,8 +102,14 @@ static const isle_sup_spec_t inner_spec = {
     .nchildren = 2,
 };
 static const isle_child_spec_t root_children[] = {
-    {"store", &worker_type, &store_arg, ISLE_PERMANENT},
-    {"inner", &isle_supervisor_type, &inner_spec, ISLE_PERMANENT},
+    {.name = "store",
+     .type = &worker_type,
+     .arg = &store_arg,
+     .restart = ISLE_PERMANENT},
+    {.name = "inner",
+     .type = &isle_supervisor_type,
+     .arg = &inner_spec,
+     .restart = ISLE_PERMANENT},
 };
 static const isle_sup_spec_t root_spec = {
     .strategy = ISLE_ONE_FOR_ONE,

@@ -77,6 +77,7 @@ typedef struct isle_actor_type_s {
    * count drops at the end of each turn, so the messages of the turn
    * being run still count until it ends. */
   size_t mailbox_capacity;
+  uint64_t reserved_[2]; /* zero: room to grow (docs/guide.md, ABI) */
 } isle_actor_type_t;
 
 /* Called (on the runtime's monitor thread) when one receive has run for
@@ -99,6 +100,7 @@ typedef struct isle_runtime_config_s {
    * final snapshot. */
   const char *profile_path;
   unsigned profile_interval_ms; /* 0: 10 */
+  uint64_t reserved_[8]; /* zero: room to grow (docs/guide.md, ABI) */
 } isle_runtime_config_t;
 
 typedef struct isle_runtime_stats_s {
@@ -114,6 +116,7 @@ typedef struct isle_runtime_stats_s {
   uint64_t steals;         /* actors taken from another worker's queue */
   uint64_t parks;          /* times a worker went to sleep */
   uint64_t stalls;         /* stall reports */
+  uint64_t reserved_[21]; /* zero: room to grow (docs/guide.md, ABI) */
 } isle_runtime_stats_t;
 
 /* ===== The runtime — any thread ========================================== */

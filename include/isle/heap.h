@@ -157,6 +157,7 @@ typedef struct isle_heap_stats_s {
   uint64_t os_returned_bytes;
   uint64_t os_returns;
   isle_heap_class_stats_t classes[ISLE_HEAP_CLASS_COUNT];
+  uint64_t reserved_[17]; /* zero: room to grow (docs/guide.md, ABI) */
 } isle_heap_stats_t;
 
 /* Process-wide figures. */
@@ -170,6 +171,7 @@ typedef struct isle_heap_global_stats_s {
   uint64_t limit_bytes;          /* the cap, 0 when none */
   uint64_t heaps;  /* heap records ever created (live + retired) */
   uint64_t purges; /* madvise calls made */
+  uint64_t reserved_[7]; /* zero: room to grow (docs/guide.md, ABI) */
 } isle_heap_global_stats_t;
 
 /* Copies the calling thread's heap counters into *out (creating the heap if
@@ -217,6 +219,7 @@ typedef struct isle_heap_flow_s {
   uint64_t to_heap_id;   /* the heap of the freeing thread */
   uint64_t bytes;        /* block sizes (class size or usable bytes) */
   uint64_t blocks;
+  uint64_t reserved_[4]; /* zero: room to grow (docs/guide.md, ABI) */
 } isle_heap_flow_t;
 
 /* Copies up to `max` non-zero cells of the flow matrix into out[0..max),

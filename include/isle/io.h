@@ -81,6 +81,7 @@ typedef struct isle_tcp_opts_s {
   size_t max_output;  /* bytes queued for writing per connection; 0: 1 MiB */
   size_t read_size;   /* bytes per read (and DATA message); 0: 16 KiB */
   uint32_t idle_ms;   /* close after this long without input; 0: never */
+  uint64_t reserved_[10]; /* zero: room to grow (docs/guide.md, ABI) */
 } isle_tcp_opts_t;
 
 typedef enum isle_io_mode_e {
@@ -91,6 +92,8 @@ typedef enum isle_io_mode_e {
 
 typedef struct isle_io_config_s {
   isle_io_mode_t mode; /* where connections run; docs/io.md has figures */
+  uint32_t reserved32_;
+  uint64_t reserved_[7]; /* zero: room to grow (docs/guide.md, ABI) */
 } isle_io_config_t;
 
 typedef struct isle_io_stats_s {
@@ -101,6 +104,7 @@ typedef struct isle_io_stats_s {
   uint64_t tcp_accepted;   /* connections accepted */
   uint64_t tcp_refused;    /* ... closed at once: over max_conns */
   uint64_t tcp_open;       /* open now */
+  uint64_t reserved_[10]; /* zero: room to grow (docs/guide.md, ABI) */
 } isle_io_stats_t;
 
 /* Fills *cfg with the defaults (all zero). */

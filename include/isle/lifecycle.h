@@ -184,6 +184,7 @@ typedef struct isle_child_spec_s {
   const isle_actor_type_t *type;
   const void *arg; /* passed to init at every (re)start */
   isle_restart_t restart;
+  uint64_t reserved_[4]; /* zero: room to grow (docs/guide.md, ABI) */
 } isle_child_spec_t;
 
 typedef struct isle_sup_spec_s {
@@ -197,6 +198,7 @@ typedef struct isle_sup_spec_s {
   size_t nchildren;
   /* How long a child asked to exit may take before it is killed; 0: 5000. */
   uint32_t shutdown_ms;
+  uint64_t reserved_[3]; /* zero: room to grow (docs/guide.md, ABI) */
 } isle_sup_spec_t;
 
 /* The supervisor actor type: spawn it (from anywhere, also as a child of
