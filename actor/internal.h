@@ -215,6 +215,7 @@ struct isle_runtime_s {
    * published together by isle__upper_attach under upper_lock (release
    * stores; acquire loads in isle__upper and the workers). */
   pthread_mutex_t upper_lock;
+  bool freeing; /* isle_runtime_free began: no attach (under upper_lock) */
   _Atomic(void *) xupper;
   _Atomic(const isle__upper_ops_t *) xupper_ops;
 };
@@ -325,10 +326,14 @@ void *isle__upper(isle_runtime_t *rt);
 /* Attaches the layer above on its first use: under a lock, if none is
  * attached yet, calls create(rt, arg) and, when it returns state, publishes it
  * with `ops` and wakes every sleeping worker so that it sleeps in the
- * layer's `sleep` from then on. Returns the state (NULL when create
- * failed). Any thread, also while the runtime runs. */
+ * layer's `sleep` from then on. Returns the state; NULL when create
+ * failed, or when isle_runtime_free has begun (isle__upper_closed: a
+ * finalize run by the teardown must not attach a new layer to a runtime
+ * about to be freed). Any thread, also while the runtime runs. */
 void *isle__upper_attach(isle_runtime_t *rt,
                          void *(*create)(isle_runtime_t *rt, void *arg),
                          void *arg, const isle__upper_ops_t *ops);
+/* Whether isle_runtime_free has begun (attaching is refused). */
+bool isle__upper_closed(isle_runtime_t *rt);
 
 #endif /* ISLE_ACTOR_INTERNAL_H */

@@ -436,7 +436,11 @@ int isle_runtime_free(isle_runtime_t *rt) {
   if (atomic_load(&rt->xrunning))
     return ISLE_EBUSY;
   /* The layer above first: no timer or connection delivers into what
-   * ends next. Its end hooks then find no state (isle__upper: NULL). */
+   * ends next. Its end hooks then find no state (isle__upper: NULL), and
+   * a finalize that starts a timer cannot attach a new one. */
+  pthread_mutex_lock(&rt->upper_lock);
+  rt->freeing = true;
+  pthread_mutex_unlock(&rt->upper_lock);
   void *upper = atomic_load_explicit(&rt->xupper, memory_order_acquire);
   if (upper) {
     upper_ops(rt)->free(rt, upper);
@@ -502,6 +506,13 @@ int isle__end_hook_add(isle_runtime_t *rt, isle__end_fn fn, uint32_t *bit) {
   return n < ISLE__END_HOOKS ? 0 : ISLE_ENOMEM;
 }
 
+bool isle__upper_closed(isle_runtime_t *rt) {
+  pthread_mutex_lock(&rt->upper_lock);
+  bool closed = rt->freeing;
+  pthread_mutex_unlock(&rt->upper_lock);
+  return closed;
+}
+
 void *isle__upper(isle_runtime_t *rt) {
   return atomic_load_explicit(&rt->xupper, memory_order_acquire);
 }
@@ -514,7 +525,7 @@ void *isle__upper_attach(isle_runtime_t *rt,
     return state;
   pthread_mutex_lock(&rt->upper_lock);
   state = atomic_load_explicit(&rt->xupper, memory_order_relaxed);
-  if (!state && (state = create(rt, arg)) != NULL) {
+  if (!state && !rt->freeing && (state = create(rt, arg)) != NULL) {
     /* The state before the operations (release each): a worker that sees
      * the operations finds the state they use. seq_cst for the
      * operations: see the sleeping argument in worker_park. */

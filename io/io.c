@@ -120,7 +120,7 @@ int isle_io_config(isle_runtime_t *rt, const isle_io_config_t *cfg) {
     mode = ISLE_IO_WORKERS;
   isle__io_t *io = isle__io_peek(rt);
   if (!io && !(io = attach(rt, mode)))
-    return ISLE_ENOMEM;
+    return isle__upper_closed(rt) ? ISLE_ESTATE : ISLE_ENOMEM;
   /* Attached before, by a first use or another call: the same mode is
    * fine, another cannot be had any more. */
   return io->mode == mode ? 0 : ISLE_ESTATE;

@@ -113,8 +113,10 @@ ISLE_API void isle_io_config_init(isle_io_config_t *cfg);
 /* Sets up I/O for `rt` with `cfg` (NULL: defaults) before its first use;
  * without this call the first timer or listener sets it up with the
  * defaults. 0; ISLE_ESTATE when I/O is set up already in another mode
- * (the same mode again is 0); ISLE_EINVAL (NULL rt, bad mode);
- * ISLE_ENOMEM. Any thread, also while the runtime runs. */
+ * (the same mode again is 0), or from a finalize that isle_runtime_free
+ * runs (as the first timer or listener there: the runtime is going);
+ * ISLE_EINVAL (NULL rt, bad mode); ISLE_ENOMEM. Any thread, also while
+ * the runtime runs. */
 ISLE_API int isle_io_config(isle_runtime_t *rt, const isle_io_config_t *cfg);
 
 /* Copies the I/O and timer counters (zeros while I/O was never used). 0,

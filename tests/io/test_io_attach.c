@@ -161,6 +161,30 @@ static void test_io_attach_failure_is_an_error_everywhere(void **state) {
   support_assert_heap_quiet();
 }
 
+/* A finalize that isle_runtime_free runs may not attach the layer anew
+ * (its loops and io thread would outlive the runtime): ISLE_ESTATE. */
+static _Atomic int late_rc;
+
+static void late_finalize(isle_ctx_t *ctx, void *state) {
+  (void)state;
+  atomic_store(&late_rc, isle_io_config(isle_ctx_runtime(ctx), NULL));
+}
+
+static const isle_actor_type_t late_type = {
+    .name = "late", .receive = sink_receive, .finalize = late_finalize};
+
+static void test_io_no_attach_from_a_finalize_at_teardown(void **state) {
+  for (unsigned round = 0; round < 20; round++) {
+    atomic_store(&late_rc, 1);
+    isle_runtime_t *rt = support_runtime(2, 0);
+    assert_int_equal(isle_runtime_spawn(rt, &late_type, NULL, NULL), 0);
+    assert_int_equal(isle_runtime_free(rt), 0); /* runs the finalize */
+    assert_int_equal(atomic_load(&late_rc), ISLE_ESTATE);
+    assert_int_equal(threads_named("io"), 0);
+  }
+  support_assert_heap_quiet();
+}
+
 /* Waits until both workers of a held, running runtime went to sleep. */
 static void wait_both_parked(isle_runtime_t *rt) {
   uint64_t deadline = support_now_ns() + (uint64_t)WAIT_MS * 1000000u;
@@ -222,6 +246,7 @@ int main(void) {
       IO_TEST(test_io_config_arguments_and_modes),
       IO_TEST(test_io_attached_by_first_use_only),
       IO_TEST(test_io_attach_failure_is_an_error_everywhere),
+      IO_TEST(test_io_no_attach_from_a_finalize_at_teardown),
       IO_TEST(test_io_attached_while_workers_sleep_serves_connections),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
