@@ -1,7 +1,8 @@
 /* isle — MIT licensed. */
 /*
- * Registered names: a hash table from name to handle, and back (an actor
- * has at most one name, found by handle when it ends), under one mutex.
+ * Registered names: a hash table (heap/table.h) from name to handle, and
+ * back (an actor has at most one name, found by handle when it ends),
+ * under one mutex.
  * Names are looked up when a program starts or an actor restarts, not per
  * message, so a lock is the simple and right tool.
  *
@@ -14,40 +15,35 @@
  *
  * Threads: any.
  */
+#include <stddef.h> /* offsetof: an entry from its links */
 #include <string.h>
 
+#include "heap/table.h"
 #include "internal.h"
 #include "isle/heap.h"
 #include "isle/lifecycle.h"
 
 typedef struct entry_s {
-  struct entry_s *next_by_name;
-  struct entry_s *next_by_ref;
+  isle__tlink_t by_name; /* hash: isle__hash_str(name) */
+  isle__tlink_t by_ref;  /* hash: isle__hash_u64(ref) */
   isle_ref_t ref;
-  uint64_t hash;
   char name[];
 } entry_t;
 
+/* Two indexes of the same entries, so they hold the same count. */
 struct isle__names_s {
-  entry_t **by_name;
-  entry_t **by_ref;
-  size_t nbuckets; /* power of two, for both tables */
-  size_t count;
+  isle__table_t by_name;
+  isle__table_t by_ref;
 };
 
 /* ===== Helpers ========================================================= */
 
-static uint64_t hash_name(const char *s) {
-  uint64_t h = 0xcbf29ce484222325u; /* FNV-1a */
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 0x100000001b3u;
-  return h;
+static entry_t *of_name_link(isle__tlink_t *l) {
+  return (entry_t *)((char *)l - offsetof(entry_t, by_name));
 }
 
-static uint64_t hash_ref(isle_ref_t r) {
-  r ^= r >> 33;
-  r *= 0xff51afd7ed558ccdu;
-  return r ^ (r >> 33);
+static entry_t *of_ref_link(isle__tlink_t *l) {
+  return (entry_t *)((char *)l - offsetof(entry_t, by_ref));
 }
 
 /* NULL name, empty or too long: ISLE_EINVAL. */
@@ -57,80 +53,34 @@ static int name_check(const char *name) {
   return 0;
 }
 
-static entry_t **find_name(struct isle__names_s *t, const char *name,
-                           uint64_t h) {
-  entry_t **p = &t->by_name[h & (t->nbuckets - 1)];
-  while (*p && ((*p)->hash != h || strcmp((*p)->name, name) != 0))
-    p = &(*p)->next_by_name;
-  return p;
+static entry_t *find_name(struct isle__names_s *t, const char *name,
+                          uint64_t h) {
+  for (isle__tlink_t *l = isle__table_bucket(&t->by_name, h); l; l = l->next)
+    if (l->hash == h && strcmp(of_name_link(l)->name, name) == 0)
+      return of_name_link(l);
+  return NULL;
 }
 
-static entry_t **find_ref(struct isle__names_s *t, isle_ref_t r) {
-  entry_t **p = &t->by_ref[hash_ref(r) & (t->nbuckets - 1)];
-  while (*p && (*p)->ref != r)
-    p = &(*p)->next_by_ref;
-  return p;
+static entry_t *find_ref(struct isle__names_s *t, isle_ref_t r) {
+  uint64_t h = isle__hash_u64(r);
+  for (isle__tlink_t *l = isle__table_bucket(&t->by_ref, h); l; l = l->next)
+    if (l->hash == h && of_ref_link(l)->ref == r)
+      return of_ref_link(l);
+  return NULL;
 }
 
-/* Doubles both tables when they hold more than one entry per bucket. */
-static int grow(struct isle__names_s *t) {
-  if (t->count < t->nbuckets)
-    return 0;
-  size_t n = t->nbuckets * 2;
-  entry_t **bn = isle_calloc(n, sizeof *bn);
-  entry_t **br = isle_calloc(n, sizeof *br);
-  if (!bn || !br) {
-    isle_free(bn);
-    isle_free(br);
-    return ISLE_ENOMEM;
-  }
-  for (size_t i = 0; i < t->nbuckets; i++) {
-    for (entry_t *e = t->by_name[i], *next; e; e = next) {
-      next = e->next_by_name;
-      e->next_by_name = bn[e->hash & (n - 1)];
-      bn[e->hash & (n - 1)] = e;
-    }
-    for (entry_t *e = t->by_ref[i], *next; e; e = next) {
-      next = e->next_by_ref;
-      e->next_by_ref = br[hash_ref(e->ref) & (n - 1)];
-      br[hash_ref(e->ref) & (n - 1)] = e;
-    }
-  }
-  isle_free(t->by_name);
-  isle_free(t->by_ref);
-  t->by_name = bn;
-  t->by_ref = br;
-  t->nbuckets = n;
-  return 0;
-}
-
-/* The table, created on first use. Under names_lock. */
+/* The table, created on first use (both indexes empty, without buckets
+ * until the first register). Under names_lock. */
 static struct isle__names_s *table(isle_runtime_t *rt) {
-  if (!rt->names) {
-    struct isle__names_s *t = isle_calloc(1, sizeof *t);
-    if (!t)
-      return NULL;
-    t->nbuckets = 16;
-    t->by_name = isle_calloc(t->nbuckets, sizeof *t->by_name);
-    t->by_ref = isle_calloc(t->nbuckets, sizeof *t->by_ref);
-    if (!t->by_name || !t->by_ref) {
-      isle_free(t->by_name);
-      isle_free(t->by_ref);
-      isle_free(t);
-      return NULL;
-    }
-    rt->names = t;
-  }
+  if (!rt->names)
+    rt->names = isle_calloc(1, sizeof *rt->names);
   return rt->names;
 }
 
-/* Unlinks `e` from both tables and frees it. Under names_lock. */
+/* Unlinks `e` from both indexes and frees it. Under names_lock. */
 static void remove_entry(struct isle__names_s *t, entry_t *e) {
-  entry_t **p = find_name(t, e->name, e->hash);
-  *p = e->next_by_name;
-  p = find_ref(t, e->ref);
-  *p = e->next_by_ref;
-  t->count--;
+  isle__table_remove(&t->by_name, &e->by_name);
+  isle__table_remove(&t->by_ref, &e->by_ref);
   isle_free(e);
 }
 
@@ -140,7 +90,7 @@ static void remove_entry(struct isle__names_s *t, entry_t *e) {
 static void names_forget(isle_runtime_t *rt, isle_ref_t self) {
   pthread_mutex_lock(&rt->names_lock);
   if (rt->names) {
-    entry_t *e = *find_ref(rt->names, self);
+    entry_t *e = find_ref(rt->names, self);
     if (e)
       remove_entry(rt->names, e);
   }
@@ -157,13 +107,14 @@ void isle__names_free(isle_runtime_t *rt) {
   struct isle__names_s *t = rt->names;
   if (!t)
     return;
-  for (size_t i = 0; i < t->nbuckets; i++)
-    for (entry_t *e = t->by_name[i], *next; e; e = next) {
-      next = e->next_by_name;
-      isle_free(e);
+  for (size_t i = 0; i < t->by_name.nbuckets; i++)
+    for (isle__tlink_t *l = isle__table_at(&t->by_name, i), *next; l;
+         l = next) {
+      next = l->next;
+      isle_free(of_name_link(l));
     }
-  isle_free(t->by_name);
-  isle_free(t->by_ref);
+  isle__table_deinit(&t->by_name);
+  isle__table_deinit(&t->by_ref);
   isle_free(t);
   rt->names = NULL;
 }
@@ -175,13 +126,14 @@ int isle_name_register(isle_runtime_t *rt, const char *name, isle_ref_t ref) {
     return ISLE_EINVAL;
   isle__slot_t *s = isle__slot_of(rt, ref);
   size_t len = strlen(name);
-  uint64_t h = hash_name(name);
+  uint64_t h = isle__hash_str(name);
   int rc = 0;
   pthread_mutex_lock(&rt->names_lock);
   struct isle__names_s *t = table(rt);
-  if (!t || grow(t) != 0) {
+  if (!t || isle__table_reserve(&t->by_name) != 0 ||
+      isle__table_reserve(&t->by_ref) != 0) {
     rc = ISLE_ENOMEM;
-  } else if (*find_name(t, name, h) || *find_ref(t, ref)) {
+  } else if (find_name(t, name, h) || find_ref(t, ref)) {
     rc = ISLE_EBUSY;
   } else {
     /* seq_cst, then the seq_cst look at the mailbox: see the top. A
@@ -199,15 +151,9 @@ int isle_name_register(isle_runtime_t *rt, const char *name, isle_ref_t ref) {
         rc = ISLE_ENOMEM;
       } else {
         e->ref = ref;
-        e->hash = h;
         memcpy(e->name, name, len + 1);
-        entry_t **bn = &t->by_name[h & (t->nbuckets - 1)];
-        entry_t **br = &t->by_ref[hash_ref(ref) & (t->nbuckets - 1)];
-        e->next_by_name = *bn;
-        e->next_by_ref = *br;
-        *bn = e;
-        *br = e;
-        t->count++;
+        isle__table_insert(&t->by_name, &e->by_name, h);
+        isle__table_insert(&t->by_ref, &e->by_ref, isle__hash_u64(ref));
       }
     }
   }
@@ -221,7 +167,7 @@ int isle_name_unregister(isle_runtime_t *rt, const char *name) {
   int rc = ISLE_ENOENT;
   pthread_mutex_lock(&rt->names_lock);
   if (rt->names) {
-    entry_t *e = *find_name(rt->names, name, hash_name(name));
+    entry_t *e = find_name(rt->names, name, isle__hash_str(name));
     if (e) {
       remove_entry(rt->names, e);
       rc = 0;
@@ -237,7 +183,7 @@ int isle_name_lookup(isle_runtime_t *rt, const char *name, isle_ref_t *out) {
   int rc = ISLE_ENOENT;
   pthread_mutex_lock(&rt->names_lock);
   if (rt->names) {
-    entry_t *e = *find_name(rt->names, name, hash_name(name));
+    entry_t *e = find_name(rt->names, name, isle__hash_str(name));
     if (e) {
       *out = e->ref;
       rc = 0;

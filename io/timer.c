@@ -22,17 +22,20 @@
  * Threads: isle_timer_* from any thread; the rest on the io thread.
  */
 #define _GNU_SOURCE
+#include <stddef.h> /* offsetof: a timer from its links */
 #include <string.h>
 #include <uv.h>
 
+#include "heap/table.h"
 #include "internal.h"
 #include "isle/heap.h"
 #include "isle/lifecycle.h"
 
 typedef struct timer_s {
   uv_timer_t uv;             /* first: a uv handle pointer is a timer pointer */
-  struct timer_s *next_live; /* in the table's bucket (by id) */
-  struct timer_s *tnext, **tprev; /* in its target's bucket */
+  isle__tlink_t by_id;       /* hash: isle__hash_u64(id) */
+  isle__tlink_t by_target;   /* hash: isle__hash_u64(target) */
+  struct timer_s *next_gone; /* drop_timers' list, once out of the table */
   uint64_t id;
   isle_ref_t target;
   isle_msg_t *msg; /* sent (one-shot) or copied (periodic) when it fires */
@@ -50,71 +53,46 @@ typedef struct cmd_s {
 /* Under timers_lock. Live timers by id, and by target: an ending actor's
  * timers are found without a scan of every timer. */
 struct isle__timers_s {
-  timer_t_ **table;     /* by id */
-  timer_t_ **by_target; /* by target, doubly linked */
-  size_t nbuckets;      /* power of two, for both */
-  size_t count;
+  isle__table_t by_id;
+  isle__table_t by_target; /* the same timers */
 };
 
 /* ===== The table (under timers_lock) =================================== */
 
-static timer_t_ **bucket(struct isle__timers_s *t, uint64_t id) {
-  return &t->table[(id * 0x9e3779b97f4a7c15u >> 32) & (t->nbuckets - 1)];
+static timer_t_ *of_id_link(isle__tlink_t *l) {
+  return (timer_t_ *)((char *)l - offsetof(timer_t_, by_id));
 }
 
-static timer_t_ **target_bucket(struct isle__timers_s *t, isle_ref_t r) {
-  return &t->by_target[(r * 0x9e3779b97f4a7c15u >> 32) & (t->nbuckets - 1)];
+static timer_t_ *of_target_link(isle__tlink_t *l) {
+  return (timer_t_ *)((char *)l - offsetof(timer_t_, by_target));
 }
 
-/* Links a timer into both tables (which have room). */
+/* Makes room in both indexes for one more timer. 0 or ISLE_ENOMEM. */
+static int table_reserve(struct isle__timers_s *t) {
+  int rc = isle__table_reserve(&t->by_id);
+  return rc ? rc : isle__table_reserve(&t->by_target);
+}
+
+/* Links a timer into both indexes (which have room). */
 static void table_link(struct isle__timers_s *t, timer_t_ *e) {
-  timer_t_ **b = bucket(t, e->id);
-  e->next_live = *b;
-  *b = e;
-  timer_t_ **tb = target_bucket(t, e->target);
-  e->tnext = *tb;
-  e->tprev = tb;
-  if (*tb)
-    (*tb)->tprev = &e->tnext;
-  *tb = e;
+  isle__table_insert(&t->by_id, &e->by_id, isle__hash_u64(e->id));
+  isle__table_insert(&t->by_target, &e->by_target, isle__hash_u64(e->target));
 }
 
-static int table_grow(struct isle__timers_s *t) {
-  if (t->count < t->nbuckets)
-    return 0;
-  size_t old_n = t->nbuckets;
-  timer_t_ **old = t->table;
-  timer_t_ **nt = isle_calloc(old_n * 2, sizeof *nt);
-  timer_t_ **nb = isle_calloc(old_n * 2, sizeof *nb);
-  if (!nt || !nb) {
-    isle_free(nt);
-    isle_free(nb);
-    return ISLE_ENOMEM;
-  }
-  isle_free(t->by_target);
-  t->table = nt;
-  t->by_target = nb;
-  t->nbuckets = old_n * 2;
-  for (size_t i = 0; i < old_n; i++)
-    for (timer_t_ *e = old[i], *next; e; e = next) {
-      next = e->next_live;
-      table_link(t, e);
-    }
-  isle_free(old);
-  return 0;
+/* Takes live timer `e` out of both indexes. */
+static void table_unlink(struct isle__timers_s *t, timer_t_ *e) {
+  isle__table_remove(&t->by_id, &e->by_id);
+  isle__table_remove(&t->by_target, &e->by_target);
+  e->live = false;
 }
 
 /* Takes `id` out of the table; returns it, or NULL if it was not live. */
 static timer_t_ *table_take(struct isle__timers_s *t, uint64_t id) {
-  for (timer_t_ **p = bucket(t, id); *p; p = &(*p)->next_live) {
-    if ((*p)->id == id) {
-      timer_t_ *e = *p;
-      *p = e->next_live;
-      *e->tprev = e->tnext;
-      if (e->tnext)
-        e->tnext->tprev = e->tprev;
-      e->live = false;
-      t->count--;
+  uint64_t h = isle__hash_u64(id);
+  for (isle__tlink_t *l = isle__table_bucket(&t->by_id, h); l; l = l->next) {
+    timer_t_ *e = of_id_link(l);
+    if (l->hash == h && e->id == id) {
+      table_unlink(t, e);
       return e;
     }
   }
@@ -213,26 +191,30 @@ static void drop_timers(isle__io_t *io, isle_ref_t target) {
   pthread_mutex_lock(&io->timers_lock);
   struct isle__timers_s *t = io->timers;
   if (t && target != ISLE_REF_NONE) {
-    for (timer_t_ *e = *target_bucket(t, target), *next; e; e = next) {
-      next = e->tnext;
+    uint64_t h = isle__hash_u64(target);
+    for (isle__tlink_t *l = isle__table_bucket(&t->by_target, h), *next; l;
+         l = next) {
+      next = l->next;
+      timer_t_ *e = of_target_link(l);
       if (e->target == target) {
-        table_take(t, e->id);
-        e->next_live = gone; /* reuse the link: out of the table now */
+        table_unlink(t, e);
+        e->next_gone = gone;
         gone = e;
       }
     }
   } else {
-    for (size_t i = 0; t && i < t->nbuckets; i++)
-      while (t->table[i]) {
-        timer_t_ *e = table_take(t, t->table[i]->id);
-        e->next_live = gone;
+    for (size_t i = 0; t && i < t->by_id.nbuckets; i++)
+      for (isle__tlink_t *l; (l = isle__table_at(&t->by_id, i));) {
+        timer_t_ *e = of_id_link(l);
+        table_unlink(t, e);
+        e->next_gone = gone;
         gone = e;
       }
   }
   pthread_mutex_unlock(&io->timers_lock);
   ISLE__CHAOS("timer.drop"); /* out of the table: cancels now fail */
   for (timer_t_ *e = gone, *next; e; e = next) {
-    next = e->next_live;
+    next = e->next_gone;
     dropped(io);
     timer_end(e);
   }
@@ -266,23 +248,11 @@ static void cmd_forget(isle__cmd_t *base, isle__loop_t *l) {
   isle_free(c);
 }
 
-/* The timers, created on first use. Under timers_lock. */
+/* The timers, created on first use (both indexes empty, without buckets
+ * until the first start). Under timers_lock. */
 static struct isle__timers_s *timers(isle__io_t *io) {
-  if (!io->timers) {
-    struct isle__timers_s *t = isle_calloc(1, sizeof *t);
-    if (!t)
-      return NULL;
-    t->nbuckets = 16;
-    t->table = isle_calloc(t->nbuckets, sizeof *t->table);
-    t->by_target = isle_calloc(t->nbuckets, sizeof *t->by_target);
-    if (!t->table || !t->by_target) {
-      isle_free(t->table);
-      isle_free(t->by_target);
-      isle_free(t);
-      return NULL;
-    }
-    io->timers = t;
-  }
+  if (!io->timers)
+    io->timers = isle_calloc(1, sizeof *io->timers);
   return io->timers;
 }
 
@@ -323,8 +293,8 @@ void isle__timers_quit(isle__loop_t *l) {
 
 void isle__timers_free(isle__io_t *io) {
   if (io->timers) {
-    isle_free(io->timers->table);
-    isle_free(io->timers->by_target);
+    isle__table_deinit(&io->timers->by_id);
+    isle__table_deinit(&io->timers->by_target);
     isle_free(io->timers);
     io->timers = NULL;
   }
@@ -365,12 +335,11 @@ int isle_timer_start(isle_runtime_t *rt, isle_ref_t target, isle_msg_t *msg,
   }
   pthread_mutex_lock(&io->timers_lock);
   struct isle__timers_s *t = timers(io);
-  if (!t || table_grow(t) != 0) {
+  if (!t || table_reserve(t) != 0) {
     rc = ISLE_ENOMEM;
   } else {
     table_link(t, tm);
     tm->live = true;
-    t->count++;
     /* seq_cst: see names.c; here a missed bit only delays the drop to
      * the timer's next expiry. */
     atomic_fetch_or_explicit(&isle__slot_of(rt, target)->xflags,
