@@ -24,6 +24,7 @@
  * Threads: the public functions run inside the calling actor's callback;
  * the isle__life_* hooks on the worker running (or ending) the actor.
  */
+#include <stddef.h> /* offsetof: the lists' keys */
 #include <string.h>
 
 #include "internal.h"
@@ -48,22 +49,27 @@ typedef struct monitor_req_s {
   isle_msg_t *down; /* the DOWN the target will send, reason to fill in */
 } monitor_req_t;
 
+/* Each list's key comes first, where vec_find looks. */
 typedef struct watcher_s {
+  uint64_t id;    /* key */
   isle_ref_t ref; /* who monitors this actor */
-  uint64_t id;
   isle_msg_t *down;
 } watcher_t;
 
 typedef struct watching_s {
+  uint64_t id;       /* key */
   isle_ref_t target; /* whom this actor monitors */
-  uint64_t id;
   isle_msg_t *demon; /* the DEMONITOR for isle_demonitor, or for our end */
 } watching_t;
 
 typedef struct link_s {
-  isle_ref_t ref;
+  isle_ref_t ref;   /* key */
   isle_msg_t *exit; /* the EXIT to send it when this actor ends */
 } link_t;
+
+_Static_assert(offsetof(watcher_t, id) == 0 && offsetof(watching_t, id) == 0 &&
+                   offsetof(link_t, ref) == 0,
+               "vec_find reads the key at the start of an item");
 
 /* A small array; lists stay short in practice (a supervisor's links are
  * its children), so lookups scan. */
@@ -108,27 +114,16 @@ static void vec_del(vec_t *v, uint32_t i, size_t size) {
            (char *)v->items + (size_t)v->n * size, size);
 }
 
-static int64_t watcher_find(const vec_t *v, uint64_t id) {
-  const watcher_t *w = v->items;
-  for (uint32_t i = 0; i < v->n; i++)
-    if (w[i].id == id)
+/* The index of the item of `size` bytes whose key (its first 64 bits: a
+ * watcher's or a watching's id, a link's ref) is `key`; -1 when none is. */
+static int64_t vec_find(const vec_t *v, size_t size, uint64_t key) {
+  const char *item = v->items;
+  for (uint32_t i = 0; i < v->n; i++, item += size) {
+    uint64_t k;
+    memcpy(&k, item, sizeof k);
+    if (k == key)
       return i;
-  return -1;
-}
-
-static int64_t watching_find(const vec_t *v, uint64_t id) {
-  const watching_t *w = v->items;
-  for (uint32_t i = 0; i < v->n; i++)
-    if (w[i].id == id)
-      return i;
-  return -1;
-}
-
-static int64_t link_find(const vec_t *v, isle_ref_t r) {
-  const link_t *l = v->items;
-  for (uint32_t i = 0; i < v->n; i++)
-    if (l[i].ref == r)
-      return i;
+  }
   return -1;
 }
 
@@ -208,7 +203,7 @@ bool isle__life_signal(isle_ctx_t *ctx, isle_msg_t *m) {
   }
   case SIG_MONITOR: {
     const monitor_req_t *r = isle_msg_data(m);
-    watcher_t w = {from, r->id, r->down};
+    watcher_t w = {.id = r->id, .ref = from, .down = r->down};
     l = life_of(a);
     if (l && vec_reserve(&l->watchers, sizeof w) == 0)
       vec_add(&l->watchers, &w, sizeof w);
@@ -217,8 +212,9 @@ bool isle__life_signal(isle_ctx_t *ctx, isle_msg_t *m) {
     break;
   }
   case SIG_DEMONITOR: {
-    int64_t i =
-        l ? watcher_find(&l->watchers, *(uint64_t *)isle_msg_data(m)) : -1;
+    int64_t i = l ? vec_find(&l->watchers, sizeof(watcher_t),
+                             *(uint64_t *)isle_msg_data(m))
+                  : -1;
     if (i >= 0) {
       isle_free(((watcher_t *)l->watchers.items)[i].down);
       vec_del(&l->watchers, (uint32_t)i, sizeof(watcher_t));
@@ -228,7 +224,7 @@ bool isle__life_signal(isle_ctx_t *ctx, isle_msg_t *m) {
   case SIG_LINK: {
     isle_msg_t *back = *(isle_msg_t **)isle_msg_data(m);
     l = life_of(a);
-    if (l && link_find(&l->links, from) >= 0) {
+    if (l && vec_find(&l->links, sizeof(link_t), from) >= 0) {
       isle_free(back); /* linked already */
       break;
     }
@@ -244,7 +240,7 @@ bool isle__life_signal(isle_ctx_t *ctx, isle_msg_t *m) {
     break;
   }
   case SIG_UNLINK: {
-    int64_t i = l ? link_find(&l->links, from) : -1;
+    int64_t i = l ? vec_find(&l->links, sizeof(link_t), from) : -1;
     if (i >= 0) {
       isle_free(((link_t *)l->links.items)[i].exit);
       vec_del(&l->links, (uint32_t)i, sizeof(link_t));
@@ -253,7 +249,7 @@ bool isle__life_signal(isle_ctx_t *ctx, isle_msg_t *m) {
   }
   case ISLE_MSG_DOWN: {
     const isle_down_t *d = isle_msg_data(m);
-    int64_t i = l ? watching_find(&l->watching, d->monitor) : -1;
+    int64_t i = l ? vec_find(&l->watching, sizeof(watching_t), d->monitor) : -1;
     if (i < 0)
       break; /* demonitored: dropped */
     isle_free(((watching_t *)l->watching.items)[i].demon);
@@ -263,7 +259,7 @@ bool isle__life_signal(isle_ctx_t *ctx, isle_msg_t *m) {
   }
   case ISLE_MSG_EXIT: {
     const isle_exit_t *e = isle_msg_data(m);
-    int64_t i = l ? link_find(&l->links, e->from) : -1;
+    int64_t i = l ? vec_find(&l->links, sizeof(link_t), e->from) : -1;
     if (i < 0)
       break; /* unlinked: dropped */
     isle_free(((link_t *)l->links.items)[i].exit);
@@ -446,7 +442,7 @@ int isle_demonitor(isle_ctx_t *ctx, uint64_t id) {
   if (!ctx || !ctx->actor)
     return ISLE_EINVAL;
   isle__life_t *l = ctx->actor->life;
-  int64_t i = l ? watching_find(&l->watching, id) : -1;
+  int64_t i = l ? vec_find(&l->watching, sizeof(watching_t), id) : -1;
   if (i < 0)
     return ISLE_ENOENT;
   watching_t w = ((watching_t *)l->watching.items)[i];
@@ -480,7 +476,7 @@ int isle_link(isle_ctx_t *ctx, isle_ref_t other) {
   isle__life_t *l = life_of(ctx->actor);
   if (!l || vec_reserve(&l->links, sizeof(link_t)))
     return ISLE_ENOMEM;
-  if (link_find(&l->links, other) >= 0)
+  if (vec_find(&l->links, sizeof(link_t), other) >= 0)
     return 0;
   /* Both notices now: ours for `other` if we end, and the one it sends us
    * if it ends (or if it is ending and drains this request). */
@@ -509,7 +505,7 @@ int isle_unlink(isle_ctx_t *ctx, isle_ref_t other) {
   if (!ctx || !ctx->actor)
     return ISLE_EINVAL;
   isle__life_t *l = ctx->actor->life;
-  int64_t i = l ? link_find(&l->links, other) : -1;
+  int64_t i = l ? vec_find(&l->links, sizeof(link_t), other) : -1;
   if (i < 0)
     return ISLE_ENOENT;
   /* The EXIT this link kept for `other` carries the request instead: an

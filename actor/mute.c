@@ -62,6 +62,15 @@ static uint64_t high_mark(const isle__worker_t *w) {
   return (uint64_t)ISLE__MUTE_HIGH * w->rt->cfg.batch;
 }
 
+static uint64_t low_mark(const isle__worker_t *w) {
+  return (uint64_t)ISLE__MUTE_LOW * w->rt->cfg.batch;
+}
+
+/* The backlog of actor `r` (UINT64_MAX: it has ended). */
+static uint64_t backlog_of(const isle__worker_t *w, isle_ref_t r) {
+  return isle__mbox_backlog(&isle__slot_of(w->rt, r)->mbox, r >> 32);
+}
+
 void isle__mute_note(isle__worker_t *w, isle_ref_t to, isle__mbox_t *mb) {
   uint64_t n = isle__mbox_backlog(mb, to >> 32);
   if (n == UINT64_MAX || n < high_mark(w))
@@ -98,7 +107,7 @@ bool isle__mute(isle__worker_t *w, isle__actor_t *a, isle__mbox_t *own) {
   m->non = 0;
   for (unsigned i = 0; i < w->ctx.noverloaded; i++) {
     isle_ref_t r = w->ctx.overloaded[i];
-    uint64_t n = isle__mbox_backlog(&isle__slot_of(w->rt, r)->mbox, r >> 32);
+    uint64_t n = backlog_of(w, r);
     if (n != UINT64_MAX && n >= high_mark(w))
       m->on[m->non++] = r;
   }
@@ -110,8 +119,8 @@ bool isle__mute(isle__worker_t *w, isle__actor_t *a, isle__mbox_t *own) {
 
 /* Whether receiver `on` is down to L or has ended. */
 static bool caught_up(isle__worker_t *w, isle_ref_t on) {
-  uint64_t n = isle__mbox_backlog(&isle__slot_of(w->rt, on)->mbox, on >> 32);
-  return n == UINT64_MAX || n <= (uint64_t)ISLE__MUTE_LOW * w->rt->cfg.batch;
+  uint64_t n = backlog_of(w, on);
+  return n == UINT64_MAX || n <= low_mark(w);
 }
 
 /* Whether the muted sender m may go: rule (a) or (b). */
@@ -121,8 +130,7 @@ static bool may_go(isle__worker_t *w, const isle__muted_t *m) {
     i++;
   if (i == m->non)
     return true;
-  isle__mbox_t *own = &isle__slot_of(w->rt, m->actor->self)->mbox;
-  return isle__mbox_backlog(own, m->actor->self >> 32) >= high_mark(w);
+  return backlog_of(w, m->actor->self) >= high_mark(w);
 }
 
 void isle__mute_release(isle__worker_t *w, bool all) {

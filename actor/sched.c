@@ -145,6 +145,17 @@ void isle__sched_global(isle_runtime_t *rt, isle__actor_t *a) {
 
 /* ===== The ring ======================================================== */
 
+/* Copies the n actors of w's ring from position h into batch. Relaxed:
+ * the owner wrote the slots, or a thief's acquire load of the tail made
+ * them visible; the caller's CAS on the head then decides whether the copy
+ * counts. */
+static void ring_copy(isle__worker_t *w, uint32_t h, uint32_t n,
+                      isle__actor_t **batch) {
+  for (uint32_t i = 0; i < n; i++)
+    batch[i] =
+        atomic_load_explicit(&w->ring[(h + i) & MASK], memory_order_relaxed);
+}
+
 /* Appends `a` to w's ring (owner); overflow goes to the global queue. */
 static void ring_put(isle__worker_t *w, isle__actor_t *a) {
   for (;;) {
@@ -161,9 +172,7 @@ static void ring_put(isle__worker_t *w, isle__actor_t *a) {
     /* Full: move the older half, and `a`, to the global queue. */
     uint32_t n = (t - h) / 2;
     isle__actor_t *batch[ISLE__RUNQ / 2];
-    for (uint32_t i = 0; i < n; i++)
-      batch[i] =
-          atomic_load_explicit(&w->ring[(h + i) & MASK], memory_order_relaxed);
+    ring_copy(w, h, n, batch);
     if (!atomic_compare_exchange_strong_explicit(
             &w->xhead, &h, h + n, memory_order_acq_rel, memory_order_relaxed))
       continue; /* a thief took some: there is room now */
@@ -234,9 +243,7 @@ static isle__actor_t *ring_steal(isle__worker_t *thief, isle__worker_t *v) {
     n -= n / 2;
     if (n > ISLE__RUNQ / 2)
       continue; /* read h and t at different moments: retry */
-    for (uint32_t i = 0; i < n; i++)
-      batch[i] =
-          atomic_load_explicit(&v->ring[(h + i) & MASK], memory_order_relaxed);
+    ring_copy(v, h, n, batch);
     /* acq_rel: claims the slots read above (they were valid if the head
      * did not move). */
     if (atomic_compare_exchange_strong_explicit(
