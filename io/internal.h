@@ -8,7 +8,11 @@
  *                 the workers' park operations, statistics, teardown
  *   loop.c        libuv loops and the commands other threads post to them
  *   timer.c       timers (on the io thread's loop)
- *   tcp.c         TCP: the connection table, listeners, streams, closing
+ *   tcp_conn.c    TCP: the connection table, adopting a socket, a closed
+ *                 connection's slot (tcp.h: what the TCP files share)
+ *   tcp_stream.c  TCP: reads into messages, the write backlog, idling
+ *   tcp_close.c   TCP: closing, isle_io_shutdown, teardown
+ *   tcp_listen.c  TCP: listeners, accepting, dealing to the workers
  *   supervisor.c  supervisors (here, not in the core: they need timers)
  * The core (actor/) knows this layer only through isle__upper_ops_t and
  * the end-of-actor hooks; everything here may use the core's internals.
@@ -49,7 +53,7 @@ struct isle__io_s {
   pthread_mutex_t timers_lock;
   struct isle__timers_s *timers;
   uint32_t timers_hook;
-  /* TCP (tcp.c): created on first use, under loop_lock. */
+  /* TCP (tcp_*.c): created on first use, under loop_lock. */
   struct isle__tcp_s *tcp;
   /* Counters (relaxed adds, any thread), read by isle_io_stats. */
   _Atomic uint64_t xtimers_fired;
@@ -124,10 +128,13 @@ void isle__timers_quit(isle__loop_t *l);
 /* After the io thread stopped: frees the timer table. */
 void isle__timers_free(isle__io_t *io);
 
-/* ----- tcp.c ------------------------------------------------------------ */
+/* ----- tcp_close.c ------------------------------------------------------ */
 
 /* On the loop's thread, stopping: closes its listeners and connections. */
 void isle__tcp_quit(isle__loop_t *l);
+
+/* ----- tcp_conn.c ------------------------------------------------------- */
+
 /* After the loops stopped: frees the connection table. */
 void isle__tcp_free(isle__io_t *io);
 
