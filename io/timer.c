@@ -42,6 +42,9 @@ typedef struct timer_s {
   uint64_t due_ns; /* first expiry, isle__now_ns (libuv's loop clock too) */
   uint64_t period_ms;
   bool live; /* in the table (under timers_lock) */
+  /* The io thread's: its start command ran (the libuv handle exists);
+   * dropped before that (its target ended first), so the start frees it. */
+  bool started, orphan;
 } timer_t_;
 
 typedef struct cmd_s {
@@ -101,12 +104,14 @@ static timer_t_ *table_take(struct isle__timers_s *t, uint64_t id) {
 
 /* ===== The io thread =================================================== */
 
-static void timer_closed(uv_handle_t *h) {
-  timer_t_ *tm = (timer_t_ *)h;
-  isle_runtime_t *rt = ((isle__loop_t *)h->loop->data)->rt;
+static void timer_free(timer_t_ *tm, isle_runtime_t *rt) {
   isle_free(tm->msg);
   isle_free(tm);
   isle_runtime_release(rt); /* the hold taken at start */
+}
+
+static void timer_closed(uv_handle_t *h) {
+  timer_free((timer_t_ *)h, ((isle__loop_t *)h->loop->data)->rt);
 }
 
 /* Ends a timer that is out of the table: stops and frees it. */
@@ -213,15 +218,27 @@ static void drop_timers(isle__io_t *io, isle_ref_t target) {
   }
   pthread_mutex_unlock(&io->timers_lock);
   ISLE__CHAOS("timer.drop"); /* out of the table: cancels now fail */
+  /* A timer whose start command has not run yet (started at a target
+   * whose end had already posted this drop: from another thread, or from
+   * its own finalize) has no libuv handle: its start frees it. */
   for (timer_t_ *e = gone, *next; e; e = next) {
     next = e->next_gone;
     dropped(io);
-    timer_end(e);
+    if (e->started)
+      timer_end(e);
+    else
+      e->orphan = true;
   }
 }
 
 static void cmd_start(isle__cmd_t *base, isle__loop_t *l) {
   cmd_t *c = (cmd_t *)base;
+  if (c->timer->orphan) { /* dropped already (drop_timers), and counted */
+    timer_free(c->timer, l->rt);
+    isle_free(c);
+    return;
+  }
+  c->timer->started = true;
   /* libuv counts in whole milliseconds of a clock it truncates: a plain
    * delay would fire up to 1 ms early. So aim at the first loop time not
    * before the due time taken when the timer was started (that also
@@ -330,7 +347,9 @@ int isle_timer_start(isle_runtime_t *rt, isle_ref_t target, isle_msg_t *msg,
   isle__io_t *io = isle__io_get(rt);
   isle__loop_t *l = io ? isle__loop_get(io) : NULL;
   if (!l) {
-    rc = ISLE_ENOMEM;
+    /* ISLE_ESTATE: the first timer of a runtime being freed (from a
+     * finalize isle_runtime_free runs), which attaches no layer. */
+    rc = !io && isle__upper_closed(rt) ? ISLE_ESTATE : ISLE_ENOMEM;
     goto out;
   }
   pthread_mutex_lock(&io->timers_lock);

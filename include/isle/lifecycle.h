@@ -154,8 +154,10 @@ ISLE_API int isle_name_lookup(isle_runtime_t *rt, const char *name,
  * ends there: the message is freed and counted in timers_dropped, as is a
  * message its target's full mailbox refused. Delays are in milliseconds on
  * a libuv loop in the runtime's "io" thread; docs/failures.md gives the
- * measured error. Returns 0, ISLE_EINVAL (NULL rt or msg, bad handle) or
- * ISLE_ENOMEM (then `msg` stays the caller's). Any thread. */
+ * measured error. Returns 0, ISLE_EINVAL (NULL rt or msg, bad handle),
+ * ISLE_ESTATE (the first timer of a runtime that isle_runtime_free is
+ * freeing: from a finalize it runs) or ISLE_ENOMEM; on error `msg` stays
+ * the caller's. Any thread. */
 ISLE_API int isle_timer_start(isle_runtime_t *rt, isle_ref_t target,
                               isle_msg_t *msg, uint64_t delay_ms,
                               uint64_t period_ms, uint64_t *id);

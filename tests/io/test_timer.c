@@ -465,6 +465,80 @@ static void test_timer_started_while_its_target_ends(void **state) {
   support_assert_heap_quiet();
 }
 
+/*
+ * The same with actors that already had a timer, so that their end tells
+ * the io thread to drop their timers before a start that comes after the
+ * end began (from this thread, or from the actor's own finalize) has run
+ * its command there: the drop must leave such a timer to its start, which
+ * then drops it (the drop had closed a handle never initialised: an abort
+ * in uv_close, review finding). Every timer is dropped or delivered (as a
+ * dead letter) exactly once, and the run returns.
+ */
+static int late_init(isle_ctx_t *ctx, void *state, const void *arg) {
+  (void)state;
+  (void)arg;
+  /* A far timer: the slot now has the timers' end-hook bit. */
+  return isle_timer_start(isle_ctx_runtime(ctx), isle_ctx_self(ctx),
+                          support_msg(T_TICK, 0, 0), 100000, 0, NULL);
+}
+
+static int late_receive(isle_ctx_t *ctx, void *state, isle_msg_t *msg) {
+  (void)ctx;
+  (void)state;
+  (void)msg;
+  return ISLE_STOP;
+}
+
+static _Atomic uint64_t late_finalize_starts;
+
+static void late_finalize(isle_ctx_t *ctx, void *state) {
+  (void)state;
+  isle_msg_t *m = support_msg(T_TICK, 0, 0);
+  if (isle_timer_start(isle_ctx_runtime(ctx), isle_ctx_self(ctx), m, 1, 0,
+                       NULL) == 0)
+    atomic_fetch_add(&late_finalize_starts, 1);
+  else
+    isle_msg_free(m);
+}
+
+static void test_timer_started_after_its_target_began_to_end(void **state) {
+  static const isle_actor_type_t late = {.name = "late",
+                                         .init = late_init,
+                                         .receive = late_receive,
+                                         .finalize = late_finalize};
+  size_t n = support_iters(2000);
+  atomic_store(&late_finalize_starts, 0);
+  isle_runtime_t *rt = support_runtime(2, 0);
+  isle_runtime_hold(rt);
+  support_runner_t r;
+  support_runner_start(&r, rt);
+  uint64_t outside = 0;
+  for (size_t i = 0; i < n; i++) {
+    isle_ref_t x;
+    assert_int_equal(isle_runtime_spawn(rt, &late, NULL, &x), 0);
+    support_send(rt, x, T_STOP, 0, 0);
+    for (unsigned k = 0; k < 20; k++) {
+      isle_msg_t *m = support_msg(T_TICK, 0, 0);
+      /* Short: one that starts after the drop fires soon, into a closed
+       * mailbox, and is dropped then. */
+      if (isle_timer_start(rt, x, m, 5, 0, NULL) == 0)
+        outside++;
+      else
+        isle_msg_free(m); /* the actor is gone already */
+    }
+  }
+  assert_int_equal(isle_runtime_release(rt), 0);
+  assert_int_equal(support_runner_join(&r), 0); /* every timer ended */
+  isle_io_stats_t s = support_io_stats(rt);
+  uint64_t started = n + atomic_load(&late_finalize_starts) + outside;
+  assert_int_equal(s.timers_dropped + s.timers_fired, started);
+  print_message("timers started after their target began to end: %" PRIu64
+                " from outside, %" PRIu64 " from finalize\n",
+                outside, atomic_load(&late_finalize_starts));
+  assert_int_equal(isle_runtime_free(rt), 0);
+  support_assert_heap_quiet();
+}
+
 /* A full mailbox refuses the timer's message: dropped and counted. */
 static void test_timer_into_a_full_mailbox_is_dropped(void **state) {
   isle_runtime_t *rt = support_runtime(1, 0);
@@ -516,6 +590,7 @@ int main(void) {
       T(test_timer_cancel_race_delivers_or_cancels),
       T(test_timer_to_a_gone_target_is_dropped),
       T(test_timer_started_while_its_target_ends),
+      T(test_timer_started_after_its_target_began_to_end),
       T(test_timer_into_a_full_mailbox_is_dropped),
       T(test_timer_pending_at_free_is_freed),
   };
