@@ -5,7 +5,7 @@
  * first use, stopped by isle_runtime_free); and with ISLE_IO_WORKERS one
  * per worker, which the worker polls between turns and sleeps in (the
  * park operations at the end, which the core calls), for the connections
- * it owns (tcp.c).
+ * it owns (tcp_*.c).
  *
  * Only a loop's own thread touches it. Other threads hand it commands: a
  * locked list and uv_async_send, the one thread-safe libuv call (it

@@ -17,7 +17,7 @@
  */
 #define _GNU_SOURCE
 #include "support.h"
-#include "io/internal.h" /* a loop command, as tcp.c's callbacks run */
+#include "io/internal.h" /* a loop command, as TCP's callbacks run */
 
 enum { MSG_GO = 1, MSG_HIT };
 
