@@ -2,6 +2,16 @@
 /*
  * Private declarations of the actor layer. Never installed.
  *
+ * Map of the layer (the core, on heap/ and mailbox/; it knows no libuv)
+ *   runtime.c  the runtime: config, workers, parking, quiescence, stop,
+ *              the stall monitor, statistics; the layer above's plug
+ *              (isle__upper_ops_t) and the end-of-actor hooks
+ *   sched.c    run queues, runnext, stealing, the global queue, waking
+ *   actor.c    slots and handles, spawn, send, a turn, an actor's end
+ *   mute.c     flow control: muting a sender of a backlogged receiver
+ *   life.c     exits, monitors, links
+ *   names.c    registered names
+ *
  * Who touches what
  * - A slot (the table entry behind a handle) lives as long as the runtime:
  *   senders touch only its mailbox core and read its actor pointer, so a

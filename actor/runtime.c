@@ -42,6 +42,18 @@
 #include "internal.h"
 #include "isle/heap.h"
 
+/* The public structs keep their size across 0.x releases that add fields
+ * (they take from reserved_, docs/guide.md, ABI): a field added without
+ * taking from it changes the size and fails here. LP64 sizes. */
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(isle_actor_type_t) == 64,
+               "isle_actor_type_t: keep the size, take from reserved_");
+_Static_assert(sizeof(isle_runtime_config_t) == 128,
+               "isle_runtime_config_t: keep the size, take from reserved_");
+_Static_assert(sizeof(isle_runtime_stats_t) == 256,
+               "isle_runtime_stats_t: keep the size, take from reserved_");
+#endif
+
 #define SPINS 2000 /* looks for work before sleeping (~tens of µs) */
 /* ... with connections open: epoll, not a peer, is where work comes from */
 #define IO_SPINS 64
@@ -65,8 +77,8 @@ static bool poll_upper(isle__worker_t *w, const isle__upper_ops_t *ops) {
   return ops && ops->poll && ops->poll(w);
 }
 
-#define HOLD_ONE (UINT64_C(1) | UINT64_C(1) << 32) /* one more, one more ever  \
-                                                    */
+/* One more hold, and one more ever taken. */
+#define HOLD_ONE (UINT64_C(1) | UINT64_C(1) << 32)
 #define HOLD_COUNT(v) ((uint32_t)(v))
 
 /* Whether the run is over, for the worker that parked last (see
@@ -534,9 +546,9 @@ void *isle__upper_attach(isle_runtime_t *rt,
     /* Workers asleep on their futexes move into the layer's sleep. */
     for (unsigned i = 0; i < rt->nworkers; i++) {
       uint32_t one = 1;
-      if (atomic_compare_exchange_strong_explicit(
-              &rt->workers[i].xsleep, &one, 0, memory_order_seq_cst,
-              memory_order_relaxed))
+      if (atomic_compare_exchange_strong_explicit(&rt->workers[i].xsleep, &one,
+                                                  0, memory_order_seq_cst,
+                                                  memory_order_relaxed))
         isle__worker_wake(&rt->workers[i]);
     }
   }

@@ -3,6 +3,17 @@
  * Private declarations of the heap, shared by the files of heap/ (and by
  * white-box tests). Never installed.
  *
+ * Map of the layer (the bottom one: it uses only the OS)
+ *   pages.c     the global page pool: arenas, spans, purging to the OS
+ *   classes.c   the size classes
+ *   alloc.c     allocation and free, fast and slow paths; the public API
+ *   remote.c    remote frees: batches back to the owning heap
+ *   heap.c      thread heap records, the abandoned-span chain, sweeps
+ *   stats.c     statistics and the flow matrix; profile.c the sampler
+ *   validate.c  the ISLE_DEBUG validators
+ *   table.c/.h  an intrusive hash table (names, timers); clock.h the clock;
+ *               chaos.c/.h the chaos points; error.c, version.c
+ *
  * Vocabulary
  * - page:  ISLE__PAGE_SIZE bytes, the unit the global page pool hands out.
  * - arena: ISLE__ARENA_SIZE bytes of address space, aligned to its size,

@@ -3,6 +3,17 @@
  * Private layout of messages and mailboxes, for mailbox/ and the layers
  * above it (the actor layer embeds a mailbox in each actor). Never
  * installed.
+ *
+ * Map of the layer (on heap/)
+ *   msg.c      messages: a heap block with a header (type, size, flags,
+ *              sender, the mailbox link); ownership on receive
+ *              (isle__msg_handed_on)
+ *   mailbox.c  the intrusive MPSC mailbox: one exchange per push, the
+ *              consumer's take, counts, capacity, epochs for slot reuse,
+ *              close and reopen; the public isle_mailbox_t
+ * Who touches what: producers only the tail exchange and their message's
+ * link; the one consumer everything else (mailbox.c says why that is
+ * enough). The SPIN models in tests/mailbox/ check it.
  */
 #ifndef ISLE_MAILBOX_INTERNAL_H
 #define ISLE_MAILBOX_INTERNAL_H
