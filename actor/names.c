@@ -8,8 +8,8 @@
  *
  * A name must never outlive its actor. Register and the ending actor
  * meet without the ending actor taking the lock every time: register sets
- * the slot's bit of this module's end hook, then looks whether the mailbox is closed; the
- * ending actor closes its mailbox, then looks at the bit (all four
+ * the slot's bit of this module's end hook, then looks whether the mailbox is
+ * closed; the ending actor closes its mailbox, then looks at the bit (all four
  * sequentially consistent). Either register sees the close and refuses, or
  * the ending actor sees the bit and removes the name under the lock.
  *
@@ -138,8 +138,7 @@ int isle_name_register(isle_runtime_t *rt, const char *name, isle_ref_t ref) {
   } else {
     /* seq_cst, then the seq_cst look at the mailbox: see the top. A
      * handle of an older generation finds the slot's epoch moved on. */
-    atomic_fetch_or_explicit(&s->xflags, rt->names_hook,
-                             memory_order_seq_cst);
+    atomic_fetch_or_explicit(&s->xflags, rt->names_hook, memory_order_seq_cst);
     uint64_t c = atomic_load_explicit(&s->mbox.xcount, memory_order_seq_cst);
     if ((c & ISLE__MB_CLOSED) ||
         ((c >> ISLE__MB_EPOCH_SHIFT) & ISLE__MB_EPOCH_MASK) !=

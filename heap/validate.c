@@ -48,7 +48,7 @@
 
 typedef struct walk_s {
   const isle__span_t *s;
-  size_t limit;             /* blocks that may be on a list: carved ones */
+  size_t limit;              /* blocks that may be on a list: carved ones */
   uint64_t seen[SEEN_WORDS]; /* blocks met on a list so far */
 } walk_t;
 
@@ -99,8 +99,7 @@ static void walk_mark(walk_t *w, const isle__block_t *b, const char *list) {
 }
 
 /* Walks the list from `b`, marking every block; returns its length. */
-static uint32_t walk_list(walk_t *w, const isle__block_t *b,
-                          const char *list) {
+static uint32_t walk_list(walk_t *w, const isle__block_t *b, const char *list) {
   uint32_t n = 0;
   while (b) {
     walk_mark(w, b, list);
@@ -119,10 +118,8 @@ static void span_check_fields(const isle__span_t *s) {
     span_corrupt(s, NULL, "not a small span", s->start);
   if (s->cls >= ISLE__CLASSES || s->block_size != isle__class_size[s->cls])
     span_corrupt(s, NULL, "block size is not its class's", s->start);
-  if (s->capacity !=
-      ((size_t)s->npages * ISLE__PAGE_SIZE) / s->block_size)
-    span_corrupt(s, NULL, "capacity does not match the span's pages",
-                 s->start);
+  if (s->capacity != ((size_t)s->npages * ISLE__PAGE_SIZE) / s->block_size)
+    span_corrupt(s, NULL, "capacity does not match the span's pages", s->start);
   if (s->extended > s->capacity)
     span_corrupt(s, NULL, "more blocks carved than fit", s->start);
   if (s->used > s->extended)
@@ -143,8 +140,8 @@ void isle__span_validate(const isle__span_t *s) {
   /* The remote blocks count in `used`; with no block on both lists (the
    * walk checked that) this also bounds them by `used`. */
   if (nfree + (uint32_t)s->used != s->extended)
-    span_corrupt(s, "free list",
-                 "used + free blocks is not the number carved", s->free);
+    span_corrupt(s, "free list", "used + free blocks is not the number carved",
+                 s->free);
 }
 
 void isle__remote_list_validate(const isle__span_t *s,

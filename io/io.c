@@ -21,11 +21,16 @@
  * (they take from reserved_, docs/guide.md, ABI): a field added without
  * taking from it changes the size and fails here. LP64 sizes. */
 #if UINTPTR_MAX == UINT64_MAX
-_Static_assert(sizeof(isle_io_config_t) == 64, "isle_io_config_t: keep the size, take from reserved_");
-_Static_assert(sizeof(isle_io_stats_t) == 128, "isle_io_stats_t: keep the size, take from reserved_");
-_Static_assert(sizeof(isle_tcp_opts_t) == 128, "isle_tcp_opts_t: keep the size, take from reserved_");
-_Static_assert(sizeof(isle_sup_spec_t) == 64, "isle_sup_spec_t: keep the size, take from reserved_");
-_Static_assert(sizeof(isle_child_spec_t) == 64, "isle_child_spec_t: keep the size, take from reserved_");
+_Static_assert(sizeof(isle_io_config_t) == 64,
+               "isle_io_config_t: keep the size, take from reserved_");
+_Static_assert(sizeof(isle_io_stats_t) == 128,
+               "isle_io_stats_t: keep the size, take from reserved_");
+_Static_assert(sizeof(isle_tcp_opts_t) == 128,
+               "isle_tcp_opts_t: keep the size, take from reserved_");
+_Static_assert(sizeof(isle_sup_spec_t) == 64,
+               "isle_sup_spec_t: keep the size, take from reserved_");
+_Static_assert(sizeof(isle_child_spec_t) == 64,
+               "isle_child_spec_t: keep the size, take from reserved_");
 #endif
 
 /* isle_runtime_free: the io thread first (no timer or connection
@@ -69,11 +74,11 @@ static void *io_create(isle_runtime_t *rt, void *arg) {
   unsigned loops = 0;
   bool ok = true;
   if (io->mode == ISLE_IO_WORKERS) {
-    io->worker_loops =
-        isle_aligned_alloc(ISLE__CACHE, sizeof *io->worker_loops * rt->nworkers);
+    io->worker_loops = isle_aligned_alloc(
+        ISLE__CACHE, sizeof *io->worker_loops * rt->nworkers);
     for (; io->worker_loops && loops < rt->nworkers; loops++)
-      if (isle__loop_init(&io->worker_loops[loops], io,
-                          &rt->workers[loops]) != 0)
+      if (isle__loop_init(&io->worker_loops[loops], io, &rt->workers[loops]) !=
+          0)
         break;
     ok = loops == rt->nworkers;
   }

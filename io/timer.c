@@ -13,11 +13,10 @@
  *   - a target that ended: the send fails with ISLE_EDEAD (handles carry
  *     generations), so a timer never reaches freed memory; the message is
  *     freed and counted as dropped, and the timer ends. When the ending
- *     actor had timers (its slot's bit of this module's end hook), it also tells the loop,
- *     which drops them at once instead of at their next expiry, so a
- *     periodic timer does not keep a finished runtime alive.
- * Every live timer holds the runtime (isle_runtime_hold): it is pending
- * work for quiescence.
+ *     actor had timers (its slot's bit of this module's end hook), it also
+ * tells the loop, which drops them at once instead of at their next expiry, so
+ * a periodic timer does not keep a finished runtime alive. Every live timer
+ * holds the runtime (isle_runtime_hold): it is pending work for quiescence.
  *
  * Threads: isle_timer_* from any thread; the rest on the io thread.
  */

@@ -8,7 +8,7 @@ set -euo pipefail
 
 # Build and test.
 packages=(build-essential cmake pkg-config git libuv1-dev libck-dev
-  libcmocka-dev valgrind spin clang)
+  libcmocka-dev valgrind spin clang clang-format python3)
 # isle-prof (and the profile tests) parse JSON with jansson.
 packages+=(libjansson-dev)
 # The sample servers' tests (tests/servers) talk to them with real clients.

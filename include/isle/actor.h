@@ -14,8 +14,8 @@
  * its message until it returns; the runtime then frees it, unless the
  * function sent it on (by any send, or a push into an isle_mailbox_t;
  * forwarding is zero-copy), handed it to a timer or a TCP write, kept it
- * (isle_ctx_keep) or freed it (isle_msg_free). So when a send of the message being
- * received fails, the receive may retry, redirect, free it or leave it:
+ * (isle_ctx_keep) or freed it (isle_msg_free). So when a send of the message
+ * being received fails, the receive may retry, redirect, free it or leave it:
  * each is correct, none frees it twice.
  *
  * Threads: isle_runtime_* functions may be called from any thread, also
@@ -100,7 +100,7 @@ typedef struct isle_runtime_config_s {
    * final snapshot. */
   const char *profile_path;
   unsigned profile_interval_ms; /* 0: 10 */
-  uint64_t reserved_[8]; /* zero: room to grow (docs/guide.md, ABI) */
+  uint64_t reserved_[8];        /* zero: room to grow (docs/guide.md, ABI) */
 } isle_runtime_config_t;
 
 typedef struct isle_runtime_stats_s {
@@ -113,9 +113,9 @@ typedef struct isle_runtime_stats_s {
                             freed unread when their actor ended */
   uint64_t messages;     /* receive calls */
   uint64_t turns;
-  uint64_t steals;         /* actors taken from another worker's queue */
-  uint64_t parks;          /* times a worker went to sleep */
-  uint64_t stalls;         /* stall reports */
+  uint64_t steals;        /* actors taken from another worker's queue */
+  uint64_t parks;         /* times a worker went to sleep */
+  uint64_t stalls;        /* stall reports */
   uint64_t reserved_[21]; /* zero: room to grow (docs/guide.md, ABI) */
 } isle_runtime_stats_t;
 
@@ -129,7 +129,8 @@ ISLE_API void isle_runtime_config_init(isle_runtime_config_t *cfg);
  * a bad profile interval), ISLE_ENOMEM, or what isle_profile_start
  * returned for profile_path (ISLE_EIO: cannot write it). Ownership: the
  * caller's; free with isle_runtime_free. */
-ISLE_API int isle_runtime_new(const isle_runtime_config_t *cfg, isle_runtime_t **out);
+ISLE_API int isle_runtime_new(const isle_runtime_config_t *cfg,
+                              isle_runtime_t **out);
 
 /* Starts the workers and blocks until the runtime is quiescent (no actor
  * has a message, no hold is taken) or isle_runtime_stop is called; then
@@ -162,14 +163,16 @@ ISLE_API int isle_runtime_free(isle_runtime_t *rt);
  * Returns 0 and its handle in *out (may be NULL), ISLE_EINVAL (NULL rt or
  * type, no receive, mailbox_capacity above ISLE_MAILBOX_MAX_CAPACITY),
  * ISLE_ENOMEM (heap, or max_actors reached), or what init returned. */
-ISLE_API int isle_runtime_spawn(isle_runtime_t *rt, const isle_actor_type_t *type,
-                       const void *arg, isle_ref_t *out);
+ISLE_API int isle_runtime_spawn(isle_runtime_t *rt,
+                                const isle_actor_type_t *type, const void *arg,
+                                isle_ref_t *out);
 
 /* Sends from outside the runtime (the message has no sender). Returns 0
  * (the runtime owns `msg`), ISLE_EDEAD (no such actor any more), ISLE_EFULL
  * (its mailbox is full), ISLE_EINVAL (NULL argument, or a handle this
  * runtime never gave out); on error `msg` stays the caller's. */
-ISLE_API int isle_runtime_send(isle_runtime_t *rt, isle_ref_t to, isle_msg_t *msg);
+ISLE_API int isle_runtime_send(isle_runtime_t *rt, isle_ref_t to,
+                               isle_msg_t *msg);
 
 /* Copies the runtime's counters. 0, or ISLE_EINVAL for NULL. */
 ISLE_API int isle_runtime_stats(isle_runtime_t *rt, isle_runtime_stats_t *out);
@@ -178,7 +181,7 @@ ISLE_API int isle_runtime_stats(isle_runtime_t *rt, isle_runtime_stats_t *out);
 
 /* Like isle_runtime_spawn; the new actor's sends may run on this worker. */
 ISLE_API int isle_ctx_spawn(isle_ctx_t *ctx, const isle_actor_type_t *type,
-                   const void *arg, isle_ref_t *out);
+                            const void *arg, isle_ref_t *out);
 
 /* Sends `msg` to `to`, with this actor as its sender. Sending the message
  * being received forwards it without a copy. Errors as isle_runtime_send. */

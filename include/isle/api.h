@@ -4,9 +4,9 @@
  * header (users need not include it themselves).
  *
  * ISLE_API marks a function or object that libisle.so exports. The library
- * is compiled with -fvisibility=hidden, so everything not marked, the isle__* internals
- * among them, stays inside it: users cannot come to depend on them, and
- * calls between the library's own files need no PLT indirection.
+ * is compiled with -fvisibility=hidden, so everything not marked, the isle__*
+ * internals among them, stays inside it: users cannot come to depend on them,
+ * and calls between the library's own files need no PLT indirection.
  *
  * ISLE_MALLOC_ATTR, ISLE_ALLOC_SIZE(n), ISLE_ALLOC_SIZE2(n, m) and
  * ISLE_ALLOC_ALIGN(n) tell the compiler what an allocation function

@@ -169,8 +169,8 @@ typedef struct isle_heap_global_stats_s {
   uint64_t abandoned_spans;      /* spans waiting for adoption */
   uint64_t abandoned_live_bytes; /* bytes live in those spans */
   uint64_t limit_bytes;          /* the cap, 0 when none */
-  uint64_t heaps;  /* heap records ever created (live + retired) */
-  uint64_t purges; /* madvise calls made */
+  uint64_t heaps;        /* heap records ever created (live + retired) */
+  uint64_t purges;       /* madvise calls made */
   uint64_t reserved_[7]; /* zero: room to grow (docs/guide.md, ABI) */
 } isle_heap_global_stats_t;
 

@@ -104,7 +104,7 @@ typedef struct isle_io_stats_s {
   uint64_t tcp_accepted;   /* connections accepted */
   uint64_t tcp_refused;    /* ... closed at once: over max_conns */
   uint64_t tcp_open;       /* open now */
-  uint64_t reserved_[10]; /* zero: room to grow (docs/guide.md, ABI) */
+  uint64_t reserved_[10];  /* zero: room to grow (docs/guide.md, ABI) */
 } isle_io_stats_t;
 
 /* Fills *cfg with the defaults (all zero). */
@@ -129,15 +129,16 @@ ISLE_API int isle_io_stats(isle_runtime_t *rt, isle_io_stats_t *out);
  * Returns 0, ISLE_EINVAL (bad options or handle), ISLE_EIO (bind or listen
  * failed: address in use, ...), ISLE_ENOMEM. Waits for the io thread. */
 ISLE_API int isle_tcp_listen(isle_runtime_t *rt, const isle_tcp_opts_t *opts,
-                    isle_ref_t acceptor, isle_listener_t *out,
-                    uint16_t *port_out);
+                             isle_ref_t acceptor, isle_listener_t *out,
+                             uint16_t *port_out);
 
 /* Stops listening (open connections stay). 0, ISLE_EDEAD (not open). */
 ISLE_API int isle_tcp_unlisten(isle_runtime_t *rt, isle_listener_t listener);
 
 /* Gives an accepted connection its owner and starts reading. 0,
  * ISLE_EDEAD (gone), ISLE_ESTATE (started already), ISLE_EINVAL. */
-ISLE_API int isle_tcp_start(isle_runtime_t *rt, isle_conn_t conn, isle_ref_t owner);
+ISLE_API int isle_tcp_start(isle_runtime_t *rt, isle_conn_t conn,
+                            isle_ref_t owner);
 
 /* Writes the payload of `msg` (isle_msg_size bytes; for a received
  * ISLE_MSG_TCP_DATA message, its bytes: an echo needs no copy). 0: the io
@@ -145,7 +146,8 @@ ISLE_API int isle_tcp_start(isle_runtime_t *rt, isle_conn_t conn, isle_ref_t own
  * owns `msg`; ISLE_EFULL: more than max_output would be queued (an
  * ISLE_MSG_TCP_DRAINED follows when half of it is written); ISLE_EDEAD:
  * closed or closing; ISLE_EINVAL. On error `msg` stays the caller's. */
-ISLE_API int isle_tcp_write(isle_runtime_t *rt, isle_conn_t conn, isle_msg_t *msg);
+ISLE_API int isle_tcp_write(isle_runtime_t *rt, isle_conn_t conn,
+                            isle_msg_t *msg);
 
 /* Closes: `graceful` writes what is queued first and then sends FIN;
  * otherwise queued output is dropped, also what the kernel still holds,
@@ -156,7 +158,8 @@ ISLE_API int isle_tcp_write(isle_runtime_t *rt, isle_conn_t conn, isle_msg_t *ms
  * isle_io_shutdown deadline, or at isle_runtime_free, the connection is
  * reset and CLOSED says ISLE_ESHUTDOWN. 0, ISLE_EDEAD (closed or closing
  * already, or it ended while the call ran), ISLE_EINVAL, ISLE_ENOMEM. */
-ISLE_API int isle_tcp_close(isle_runtime_t *rt, isle_conn_t conn, bool graceful);
+ISLE_API int isle_tcp_close(isle_runtime_t *rt, isle_conn_t conn,
+                            bool graceful);
 
 /* Clean shutdown (say on SIGTERM, from a thread, not the handler): closes
  * every listener, tells every connection's owner ISLE_MSG_TCP_EOF (stop

@@ -101,7 +101,9 @@ static const kv_command_t commands[] = {
     {"select", 2, KV_KEYS_NONE, KV_MERGE_NONE, kv__cmd_select},
 };
 
-size_t kv_command_count(void) { return sizeof commands / sizeof commands[0]; }
+size_t kv_command_count(void) {
+  return sizeof commands / sizeof commands[0];
+}
 
 const kv_command_t *kv_command_lookup(const char *name, size_t len) {
   /* A linear scan of two dozen names, most frequent first (GET, SET):

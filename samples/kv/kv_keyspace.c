@@ -99,9 +99,13 @@ void kv_keyspace_free(kv_keyspace_t *ks) {
   isle_free(ks);
 }
 
-size_t kv_keyspace_size(const kv_keyspace_t *ks) { return ks->count; }
+size_t kv_keyspace_size(const kv_keyspace_t *ks) {
+  return ks->count;
+}
 
-size_t kv_keyspace_expires(const kv_keyspace_t *ks) { return ks->expires; }
+size_t kv_keyspace_expires(const kv_keyspace_t *ks) {
+  return ks->expires;
+}
 
 /* Empties the keyspace and shrinks it back to its first size. */
 void kv__keyspace_flush(kv_keyspace_t *ks) {

@@ -14,7 +14,9 @@
 
 /* ===== Reply buffer ====================================================== */
 
-void kv_buf_init(kv_buf_t *b) { *b = (kv_buf_t){0}; }
+void kv_buf_init(kv_buf_t *b) {
+  *b = (kv_buf_t){0};
+}
 
 void kv_buf_deinit(kv_buf_t *b) {
   isle_free(b->data);
@@ -113,7 +115,9 @@ void kv_reply_bulk(kv_buf_t *b, const char *s, size_t n) {
   kv_buf_append(b, "\r\n", 2);
 }
 
-void kv_reply_null(kv_buf_t *b) { kv_buf_append(b, "$-1\r\n", 5); }
+void kv_reply_null(kv_buf_t *b) {
+  kv_buf_append(b, "$-1\r\n", 5);
+}
 
 void kv_reply_array(kv_buf_t *b, size_t count) {
   kv_buf_append(b, "*", 1);

@@ -473,8 +473,7 @@ static const isle_actor_type_t stopper_type = {.name = "stopper",
 
 /* A hook runs once for each ending actor whose slot has its bit, never
  * for the others; the table holds ISLE__END_HOOKS (names take one). */
-static void test_runtime_end_hooks_run_for_the_actors_that_asked(
-    void **state) {
+static void test_runtime_end_hooks_run_for_the_actors_that_asked(void **state) {
   atomic_store(&hook_calls, 0);
   atomic_store(&other_calls, 0);
   isle_runtime_t *rt = support_runtime(2, 0);
@@ -488,8 +487,7 @@ static void test_runtime_end_hooks_run_for_the_actors_that_asked(
   assert_int_equal(isle__end_hook_add(rt, hook_other, &other), ISLE_ENOMEM);
   isle_ref_t asked, not_asked;
   assert_int_equal(isle_runtime_spawn(rt, &stopper_type, NULL, &asked), 0);
-  assert_int_equal(isle_runtime_spawn(rt, &stopper_type, NULL, &not_asked),
-                   0);
+  assert_int_equal(isle_runtime_spawn(rt, &stopper_type, NULL, &not_asked), 0);
   atomic_fetch_or(&isle__slot_of(rt, asked)->xflags, bit);
   support_send(rt, asked, 1, 0, 0);
   support_send(rt, not_asked, 1, 0, 0);

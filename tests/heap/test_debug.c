@@ -283,8 +283,8 @@ static void test_debug_free_of_an_interior_pointer_aborts(void **state) {
 /* Builds without ISLE_DEBUG compile the validators out: isle__heap_validate
  * checks nothing and says so by returning 0; debug builds count the spans
  * of the calling thread's heap, at least the one holding `p`. */
-static void test_debug_validate_is_compiled_out_without_isle_debug(
-    void **state) {
+static void
+test_debug_validate_is_compiled_out_without_isle_debug(void **state) {
   (void)state;
   void *p = isle_malloc(32);
   assert_non_null(p);
@@ -421,8 +421,8 @@ static void assert_corruption_reported(const outcome_t *o, const char *phrase,
     fprintf(stderr,
             "expected an abort reporting \"%s\"%s%s; child %s (exit %d), "
             "stderr:\n%s\n",
-            phrase, p ? " naming" : "", name, o->aborted ? "aborted" : "did not abort",
-            o->exit_code, o->err);
+            phrase, p ? " naming" : "", name,
+            o->aborted ? "aborted" : "did not abort", o->exit_code, o->err);
     fail();
   }
 }
@@ -493,8 +493,8 @@ static void test_debug_validate_reports_a_free_list_cycle(void **state) {
 
 /* The same corruption found at a natural point: isle_heap_collect's sweep
  * of the calling thread's spans. */
-static void test_debug_validate_reports_a_bad_link_when_collected(
-    void **state) {
+static void
+test_debug_validate_reports_a_bad_link_when_collected(void **state) {
   (void)state;
   skip_unless_debug_checks();
   check_local_corruption(
@@ -560,16 +560,16 @@ static void test_debug_validate_reports_a_remote_free_cycle(void **state) {
 
 /* The bounded walk when the owner takes the list in (isle_heap_collect ->
  * isle__span_collect), which would otherwise loop for ever on the cycle. */
-static void test_debug_validate_reports_a_remote_free_cycle_when_taken_in(
-    void **state) {
+static void
+test_debug_validate_reports_a_remote_free_cycle_when_taken_in(void **state) {
   (void)state;
   skip_unless_debug_checks();
   check_remote_corruption((remote_corrupt_t){.by_collection = true},
                           "remote-free list: a block is listed twice");
 }
 
-static void test_debug_validate_reports_a_remote_free_link_out_of_the_span(
-    void **state) {
+static void
+test_debug_validate_reports_a_remote_free_link_out_of_the_span(void **state) {
   (void)state;
   skip_unless_debug_checks();
   check_remote_corruption(

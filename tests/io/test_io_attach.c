@@ -110,8 +110,8 @@ static void test_io_attached_by_first_use_only(void **state) {
   assert_int_equal(support_io_stats(rt).mode, ISLE_IO_DEFAULT);
   assert_int_equal(threads_named("io"), 0);
   /* A timer: the layer is there now, the io thread too. */
-  assert_int_equal(
-      isle_timer_start(rt, a, support_msg(2, 0, 0), 1, 0, NULL), 0);
+  assert_int_equal(isle_timer_start(rt, a, support_msg(2, 0, 0), 1, 0, NULL),
+                   0);
   assert_int_equal(support_io_stats(rt).mode, ISLE_IO_WORKERS);
   /* It names itself once it runs. */
   uint64_t deadline = support_now_ns() + (uint64_t)WAIT_MS * 1000000u;
@@ -199,8 +199,8 @@ static void wait_both_parked(isle_runtime_t *rt) {
 /* The layer is attached (by a listener) while both workers sleep on their
  * futexes: each must move into its loop, where the connections dealt to
  * it wake it. Several connections, so that each worker gets some. */
-static void test_io_attached_while_workers_sleep_serves_connections(
-    void **state) {
+static void
+test_io_attached_while_workers_sleep_serves_connections(void **state) {
   for (unsigned round = 0; round < 3; round++) {
     rig_t r;
     memset(&r, 0, sizeof r);
@@ -208,15 +208,15 @@ static void test_io_attached_while_workers_sleep_serves_connections(
     probe_init(&r.probe, r.rt);
     r.probe.start = true;
     r.probe.echo = true;
-    assert_int_equal(
-        isle_runtime_spawn(r.rt, &probe_type, &r.probe, &r.actor), 0);
+    assert_int_equal(isle_runtime_spawn(r.rt, &probe_type, &r.probe, &r.actor),
+                     0);
     isle_runtime_hold(r.rt); /* the run waits for us */
     support_runner_start(&r.runner, r.rt);
     wait_both_parked(r.rt);
     assert_int_equal(support_io_stats(r.rt).mode, ISLE_IO_DEFAULT);
     isle_tcp_opts_t o = {0};
-    assert_int_equal(
-        isle_tcp_listen(r.rt, &o, r.actor, &r.listener, &r.port), 0);
+    assert_int_equal(isle_tcp_listen(r.rt, &o, r.actor, &r.listener, &r.port),
+                     0);
     assert_int_equal(support_io_stats(r.rt).mode, ISLE_IO_WORKERS);
     enum { N = 4 };
     int fd[N];

@@ -167,8 +167,16 @@ static void strategy_case(isle_sup_strategy_t strategy,
   memset(kids, 0, sizeof kids);
   isle_child_spec_t cs[3];
   for (int i = 0; i < 3; i++)
-    cs[i] = (isle_child_spec_t){.name = NAMES[i], .type = &kid_type, .arg = &kids[i], .restart = ISLE_PERMANENT};
-  isle_sup_spec_t spec = {.strategy = strategy, .max_restarts = 3, .within_ms = 10000, .children = cs, .nchildren = 3, .shutdown_ms = 0};
+    cs[i] = (isle_child_spec_t){.name = NAMES[i],
+                                .type = &kid_type,
+                                .arg = &kids[i],
+                                .restart = ISLE_PERMANENT};
+  isle_sup_spec_t spec = {.strategy = strategy,
+                          .max_restarts = 3,
+                          .within_ms = 10000,
+                          .children = cs,
+                          .nchildren = 3,
+                          .shutdown_ms = 0};
   isle_ref_t sup = spawn_sup(rt, &spec);
   isle_ref_t before[3];
   for (int i = 0; i < 3; i++) {
@@ -225,11 +233,25 @@ static void test_supervisor_restart_types(void **state) {
     kid_t kids[3];
     memset(kids, 0, sizeof kids);
     isle_child_spec_t cs[3] = {
-        {.name = "c0", .type = &kid_type, .arg = &kids[0], .restart = ISLE_PERMANENT},
-        {.name = "c1", .type = &kid_type, .arg = &kids[1], .restart = ISLE_TRANSIENT},
-        {.name = "c2", .type = &kid_type, .arg = &kids[2], .restart = ISLE_TEMPORARY},
+        {.name = "c0",
+         .type = &kid_type,
+         .arg = &kids[0],
+         .restart = ISLE_PERMANENT},
+        {.name = "c1",
+         .type = &kid_type,
+         .arg = &kids[1],
+         .restart = ISLE_TRANSIENT},
+        {.name = "c2",
+         .type = &kid_type,
+         .arg = &kids[2],
+         .restart = ISLE_TEMPORARY},
     };
-    isle_sup_spec_t spec = {.strategy = ISLE_ONE_FOR_ONE, .max_restarts = 10, .within_ms = 10000, .children = cs, .nchildren = 3, .shutdown_ms = 0};
+    isle_sup_spec_t spec = {.strategy = ISLE_ONE_FOR_ONE,
+                            .max_restarts = 10,
+                            .within_ms = 10000,
+                            .children = cs,
+                            .nchildren = 3,
+                            .shutdown_ms = 0};
     isle_ref_t sup = spawn_sup(rt, &spec);
     for (int i = 0; i < 3; i++)
       end_child(rt, NAMES[i], abnormal ? ISLE_EIO : 1);
@@ -249,11 +271,25 @@ static void test_supervisor_restart_types(void **state) {
   kid_t kids[3];
   memset(kids, 0, sizeof kids);
   isle_child_spec_t cs[3] = {
-      {.name = "c0", .type = &kid_type, .arg = &kids[0], .restart = ISLE_PERMANENT},
-      {.name = "c1", .type = &kid_type, .arg = &kids[1], .restart = ISLE_TRANSIENT},
-      {.name = "c2", .type = &kid_type, .arg = &kids[2], .restart = ISLE_TEMPORARY},
+      {.name = "c0",
+       .type = &kid_type,
+       .arg = &kids[0],
+       .restart = ISLE_PERMANENT},
+      {.name = "c1",
+       .type = &kid_type,
+       .arg = &kids[1],
+       .restart = ISLE_TRANSIENT},
+      {.name = "c2",
+       .type = &kid_type,
+       .arg = &kids[2],
+       .restart = ISLE_TEMPORARY},
   };
-  isle_sup_spec_t spec = {.strategy = ISLE_ONE_FOR_ALL, .max_restarts = 10, .within_ms = 10000, .children = cs, .nchildren = 3, .shutdown_ms = 0};
+  isle_sup_spec_t spec = {.strategy = ISLE_ONE_FOR_ALL,
+                          .max_restarts = 10,
+                          .within_ms = 10000,
+                          .children = cs,
+                          .nchildren = 3,
+                          .shutdown_ms = 0};
   spawn_sup(rt, &spec);
   end_child(rt, "c0", ISLE_EIO);
   assert_int_equal(atomic_load(&kids[0].inits), 2);
@@ -275,10 +311,21 @@ static void test_supervisor_gives_up_after_too_many_restarts(void **state) {
   kid_t kids[2];
   memset(kids, 0, sizeof kids);
   isle_child_spec_t cs[2] = {
-      {.name = "c0", .type = &kid_type, .arg = &kids[0], .restart = ISLE_PERMANENT},
-      {.name = "c1", .type = &kid_type, .arg = &kids[1], .restart = ISLE_PERMANENT},
+      {.name = "c0",
+       .type = &kid_type,
+       .arg = &kids[0],
+       .restart = ISLE_PERMANENT},
+      {.name = "c1",
+       .type = &kid_type,
+       .arg = &kids[1],
+       .restart = ISLE_PERMANENT},
   };
-  isle_sup_spec_t spec = {.strategy = ISLE_ONE_FOR_ONE, .max_restarts = 2, .within_ms = 10000, .children = cs, .nchildren = 2, .shutdown_ms = 0};
+  isle_sup_spec_t spec = {.strategy = ISLE_ONE_FOR_ONE,
+                          .max_restarts = 2,
+                          .within_ms = 10000,
+                          .children = cs,
+                          .nchildren = 2,
+                          .shutdown_ms = 0};
   isle_ref_t sup = spawn_sup(rt, &spec);
   watch_t w;
   memset(&w, 0, sizeof w);
@@ -302,7 +349,12 @@ static void test_supervisor_gives_up_after_too_many_restarts(void **state) {
 
   /* max_restarts 1 within 50 ms: failures further apart are fine. */
   memset(kids, 0, sizeof kids);
-  isle_sup_spec_t spec2 = {.strategy = ISLE_ONE_FOR_ONE, .max_restarts = 1, .within_ms = 50, .children = cs, .nchildren = 1, .shutdown_ms = 0};
+  isle_sup_spec_t spec2 = {.strategy = ISLE_ONE_FOR_ONE,
+                           .max_restarts = 1,
+                           .within_ms = 50,
+                           .children = cs,
+                           .nchildren = 1,
+                           .shutdown_ms = 0};
   sup = spawn_sup(rt, &spec2);
   for (int i = 0; i < 3; i++) {
     end_child(rt, "c0", ISLE_EIO);
@@ -314,7 +366,12 @@ static void test_supervisor_gives_up_after_too_many_restarts(void **state) {
   assert_int_equal(isle_runtime_exit(rt, sup, ISLE_EKILLED), 0);
   run_ok(rt);
   memset(kids, 0, sizeof kids);
-  isle_sup_spec_t spec3 = {.strategy = ISLE_ONE_FOR_ONE, .max_restarts = 0, .within_ms = 10000, .children = cs, .nchildren = 1, .shutdown_ms = 0};
+  isle_sup_spec_t spec3 = {.strategy = ISLE_ONE_FOR_ONE,
+                           .max_restarts = 0,
+                           .within_ms = 10000,
+                           .children = cs,
+                           .nchildren = 1,
+                           .shutdown_ms = 0};
   sup = spawn_sup(rt, &spec3);
   memset(&w, 0, sizeof w);
   watch(rt, &w, sup);
@@ -336,12 +393,26 @@ test_supervisor_nested_restarts_an_inner_that_gave_up(void **state) {
   isle_runtime_t *rt = support_runtime(2, 0);
   kid_t leaf;
   memset(&leaf, 0, sizeof leaf);
-  isle_child_spec_t inner_children[1] = {
-      {.name = "leaf", .type = &kid_type, .arg = &leaf, .restart = ISLE_PERMANENT}};
-  isle_sup_spec_t inner = {.strategy = ISLE_ONE_FOR_ONE, .max_restarts = 0, .within_ms = 10000, .children = inner_children, .nchildren = 1, .shutdown_ms = 0};
-  isle_child_spec_t outer_children[1] = {
-      {.name = "inner", .type = &isle_supervisor_type, .arg = &inner, .restart = ISLE_PERMANENT}};
-  isle_sup_spec_t outer = {.strategy = ISLE_ONE_FOR_ONE, .max_restarts = 5, .within_ms = 10000, .children = outer_children, .nchildren = 1, .shutdown_ms = 0};
+  isle_child_spec_t inner_children[1] = {{.name = "leaf",
+                                          .type = &kid_type,
+                                          .arg = &leaf,
+                                          .restart = ISLE_PERMANENT}};
+  isle_sup_spec_t inner = {.strategy = ISLE_ONE_FOR_ONE,
+                           .max_restarts = 0,
+                           .within_ms = 10000,
+                           .children = inner_children,
+                           .nchildren = 1,
+                           .shutdown_ms = 0};
+  isle_child_spec_t outer_children[1] = {{.name = "inner",
+                                          .type = &isle_supervisor_type,
+                                          .arg = &inner,
+                                          .restart = ISLE_PERMANENT}};
+  isle_sup_spec_t outer = {.strategy = ISLE_ONE_FOR_ONE,
+                           .max_restarts = 5,
+                           .within_ms = 10000,
+                           .children = outer_children,
+                           .nchildren = 1,
+                           .shutdown_ms = 0};
   isle_ref_t top = spawn_sup(rt, &outer);
   isle_ref_t inner1 = lookup(rt, "inner");
   watch_t w;
@@ -375,14 +446,40 @@ static void test_supervisor_init_failures(void **state) {
   isle_runtime_t *rt = support_runtime(2, 0);
   kid_t kids[3];
   memset(kids, 0, sizeof kids);
-  isle_child_spec_t good[1] = {{.name = "c0", .type = &kid_type, .arg = &kids[0], .restart = ISLE_PERMANENT}};
-  isle_child_spec_t no_type[1] = {{.name = "c0", .type = NULL, .arg = &kids[0], .restart = ISLE_PERMANENT}};
-  isle_child_spec_t bad_restart[1] = {
-      {.name = "c0", .type = &kid_type, .arg = &kids[0], .restart = (isle_restart_t)7}};
-  isle_sup_spec_t bad_strategy = {.strategy = (isle_sup_strategy_t)9, .max_restarts = 1, .within_ms = 1, .children = good, .nchildren = 1, .shutdown_ms = 0};
-  isle_sup_spec_t no_children = {.strategy = ISLE_ONE_FOR_ONE, .max_restarts = 1, .within_ms = 1, .children = NULL, .nchildren = 2, .shutdown_ms = 0};
-  isle_sup_spec_t spec_no_type = {.strategy = ISLE_ONE_FOR_ONE, .max_restarts = 1, .within_ms = 1, .children = no_type, .nchildren = 1, .shutdown_ms = 0};
-  isle_sup_spec_t spec_bad_restart = {.strategy = ISLE_ONE_FOR_ONE, .max_restarts = 1, .within_ms = 1, .children = bad_restart, .nchildren = 1, .shutdown_ms = 0};
+  isle_child_spec_t good[1] = {{.name = "c0",
+                                .type = &kid_type,
+                                .arg = &kids[0],
+                                .restart = ISLE_PERMANENT}};
+  isle_child_spec_t no_type[1] = {
+      {.name = "c0", .type = NULL, .arg = &kids[0], .restart = ISLE_PERMANENT}};
+  isle_child_spec_t bad_restart[1] = {{.name = "c0",
+                                       .type = &kid_type,
+                                       .arg = &kids[0],
+                                       .restart = (isle_restart_t)7}};
+  isle_sup_spec_t bad_strategy = {.strategy = (isle_sup_strategy_t)9,
+                                  .max_restarts = 1,
+                                  .within_ms = 1,
+                                  .children = good,
+                                  .nchildren = 1,
+                                  .shutdown_ms = 0};
+  isle_sup_spec_t no_children = {.strategy = ISLE_ONE_FOR_ONE,
+                                 .max_restarts = 1,
+                                 .within_ms = 1,
+                                 .children = NULL,
+                                 .nchildren = 2,
+                                 .shutdown_ms = 0};
+  isle_sup_spec_t spec_no_type = {.strategy = ISLE_ONE_FOR_ONE,
+                                  .max_restarts = 1,
+                                  .within_ms = 1,
+                                  .children = no_type,
+                                  .nchildren = 1,
+                                  .shutdown_ms = 0};
+  isle_sup_spec_t spec_bad_restart = {.strategy = ISLE_ONE_FOR_ONE,
+                                      .max_restarts = 1,
+                                      .within_ms = 1,
+                                      .children = bad_restart,
+                                      .nchildren = 1,
+                                      .shutdown_ms = 0};
   const isle_sup_spec_t *bad[] = {NULL, &bad_strategy, &no_children,
                                   &spec_no_type, &spec_bad_restart};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -397,11 +494,25 @@ static void test_supervisor_init_failures(void **state) {
    * first child, started already, ends. */
   kids[1].init_rc = ISLE_EPROTO;
   isle_child_spec_t cs[3] = {
-      {.name = "c0", .type = &kid_type, .arg = &kids[0], .restart = ISLE_PERMANENT},
-      {.name = "c1", .type = &kid_type, .arg = &kids[1], .restart = ISLE_PERMANENT},
-      {.name = "c2", .type = &kid_type, .arg = &kids[2], .restart = ISLE_PERMANENT},
+      {.name = "c0",
+       .type = &kid_type,
+       .arg = &kids[0],
+       .restart = ISLE_PERMANENT},
+      {.name = "c1",
+       .type = &kid_type,
+       .arg = &kids[1],
+       .restart = ISLE_PERMANENT},
+      {.name = "c2",
+       .type = &kid_type,
+       .arg = &kids[2],
+       .restart = ISLE_PERMANENT},
   };
-  isle_sup_spec_t spec = {.strategy = ISLE_ONE_FOR_ONE, .max_restarts = 5, .within_ms = 1000, .children = cs, .nchildren = 3, .shutdown_ms = 0};
+  isle_sup_spec_t spec = {.strategy = ISLE_ONE_FOR_ONE,
+                          .max_restarts = 5,
+                          .within_ms = 1000,
+                          .children = cs,
+                          .nchildren = 3,
+                          .shutdown_ms = 0};
   assert_int_equal(isle_runtime_spawn(rt, &isle_supervisor_type, &spec, NULL),
                    ISLE_EPROTO);
   run_ok(rt);
@@ -415,10 +526,21 @@ static void test_supervisor_init_failures(void **state) {
   /* A name taken twice: the second registration fails the spawn. */
   memset(kids, 0, sizeof kids);
   isle_child_spec_t dup[2] = {
-      {.name = "dup", .type = &kid_type, .arg = &kids[0], .restart = ISLE_PERMANENT},
-      {.name = "dup", .type = &kid_type, .arg = &kids[1], .restart = ISLE_PERMANENT},
+      {.name = "dup",
+       .type = &kid_type,
+       .arg = &kids[0],
+       .restart = ISLE_PERMANENT},
+      {.name = "dup",
+       .type = &kid_type,
+       .arg = &kids[1],
+       .restart = ISLE_PERMANENT},
   };
-  isle_sup_spec_t spec_dup = {.strategy = ISLE_ONE_FOR_ONE, .max_restarts = 5, .within_ms = 1000, .children = dup, .nchildren = 2, .shutdown_ms = 0};
+  isle_sup_spec_t spec_dup = {.strategy = ISLE_ONE_FOR_ONE,
+                              .max_restarts = 5,
+                              .within_ms = 1000,
+                              .children = dup,
+                              .nchildren = 2,
+                              .shutdown_ms = 0};
   assert_int_equal(
       isle_runtime_spawn(rt, &isle_supervisor_type, &spec_dup, NULL),
       ISLE_EBUSY);
@@ -429,7 +551,12 @@ static void test_supervisor_init_failures(void **state) {
   assert_int_equal(support_stats(rt).actors_live, 0);
 
   /* No children at all is a valid spec. */
-  isle_sup_spec_t empty = {.strategy = ISLE_ONE_FOR_ALL, .max_restarts = 1, .within_ms = 1, .children = NULL, .nchildren = 0, .shutdown_ms = 0};
+  isle_sup_spec_t empty = {.strategy = ISLE_ONE_FOR_ALL,
+                           .max_restarts = 1,
+                           .within_ms = 1,
+                           .children = NULL,
+                           .nchildren = 0,
+                           .shutdown_ms = 0};
   isle_ref_t e = spawn_sup(rt, &empty);
   run_ok(rt);
   assert_int_equal(support_stats(rt).actors_live, 1);
@@ -454,10 +581,21 @@ static void test_supervisor_exit_stops_children_before_it_ends(void **state) {
   memset(kids, 0, sizeof kids);
   kids[1].stubborn = true;
   isle_child_spec_t cs[2] = {
-      {.name = "c0", .type = &kid_type, .arg = &kids[0], .restart = ISLE_PERMANENT},
-      {.name = "c1", .type = &kid_type, .arg = &kids[1], .restart = ISLE_PERMANENT},
+      {.name = "c0",
+       .type = &kid_type,
+       .arg = &kids[0],
+       .restart = ISLE_PERMANENT},
+      {.name = "c1",
+       .type = &kid_type,
+       .arg = &kids[1],
+       .restart = ISLE_PERMANENT},
   };
-  isle_sup_spec_t spec = {.strategy = ISLE_ONE_FOR_ONE, .max_restarts = 5, .within_ms = 1000, .children = cs, .nchildren = 2, .shutdown_ms = 50};
+  isle_sup_spec_t spec = {.strategy = ISLE_ONE_FOR_ONE,
+                          .max_restarts = 5,
+                          .within_ms = 1000,
+                          .children = cs,
+                          .nchildren = 2,
+                          .shutdown_ms = 50};
   isle_ref_t sup = spawn_sup(rt, &spec);
   watch_t w;
   memset(&w, 0, sizeof w);

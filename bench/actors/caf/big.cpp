@@ -33,11 +33,11 @@ struct big_state {
   bench::rng rng;
 };
 
-behavior big(stateful_actor<big_state>* self, uint32_t index, uint64_t pings,
-             const std::vector<actor>* refs, actor sink, uint64_t* answered) {
+behavior big(stateful_actor<big_state> *self, uint32_t index, uint64_t pings,
+             const std::vector<actor> *refs, actor sink, uint64_t *answered) {
   self->state.rng = bench::rng(bench::seed + index);
   auto ping_next = [=] {
-    auto& st = self->state;
+    auto &st = self->state;
     uint32_t t = st.rng.below(actors - 1);
     if (t >= index)
       t++; // anyone but itself
@@ -45,22 +45,22 @@ behavior big(stateful_actor<big_state>* self, uint32_t index, uint64_t pings,
     self->send((*refs)[t], ping_atom::value);
   };
   return {
-    [=](ping_atom) {
-      (*answered)++;
-      return pong_atom::value;
-    },
-    [=](pong_atom) {
-      auto& st = self->state;
-      if (self->current_sender()
-          != actor_cast<strong_actor_ptr>((*refs)[st.target]))
-        bench::fail("actor %u: pong from another actor than %u", index,
-                    st.target);
-      if (++st.got == pings)
-        self->send(sink, done_atom::value);
-      else
-        ping_next();
-    },
-    [=](start_atom) { ping_next(); },
+      [=](ping_atom) {
+        (*answered)++;
+        return pong_atom::value;
+      },
+      [=](pong_atom) {
+        auto &st = self->state;
+        if (self->current_sender() !=
+            actor_cast<strong_actor_ptr>((*refs)[st.target]))
+          bench::fail("actor %u: pong from another actor than %u", index,
+                      st.target);
+        if (++st.got == pings)
+          self->send(sink, done_atom::value);
+        else
+          ping_next();
+      },
+      [=](start_atom) { ping_next(); },
   };
 }
 
@@ -69,28 +69,28 @@ struct sink_state {
   uint64_t t0 = 0;
 };
 
-behavior sink(stateful_actor<sink_state>* self, const std::vector<actor>* refs,
+behavior sink(stateful_actor<sink_state> *self, const std::vector<actor> *refs,
               actor reporter) {
   return {
-    [=](start_atom) {
-      self->state.t0 = bench::now_ns();
-      for (auto& a : *refs)
-        self->send(a, start_atom::value);
-    },
-    [=](done_atom) {
-      auto& st = self->state;
-      if (++st.dones == refs->size()) {
-        self->send(reporter, done_atom::value, st.t0, bench::now_ns(),
-                   st.dones);
-        self->quit();
-      }
-    },
+      [=](start_atom) {
+        self->state.t0 = bench::now_ns();
+        for (auto &a : *refs)
+          self->send(a, start_atom::value);
+      },
+      [=](done_atom) {
+        auto &st = self->state;
+        if (++st.dones == refs->size()) {
+          self->send(reporter, done_atom::value, st.t0, bench::now_ns(),
+                     st.dones);
+          self->quit();
+        }
+      },
   };
 }
 
 } // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char **argv) {
   auto args = bench::parse(argc, argv);
   const uint64_t pings = bench::scaled(pings_default, args.scale);
   const uint64_t total = pings * actors;
@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
       t1 = b;
       dones = d;
     });
-    for (auto& a : refs)
+    for (auto &a : refs)
       self->send_exit(a, exit_reason::user_shutdown);
   }
   uint64_t sum = 0;

@@ -37,7 +37,7 @@ namespace bench {
 // Same seed as bench/heap/bench_common.h: the same random choices as isle.
 constexpr uint64_t seed = 0x15e1f00dULL;
 
-[[noreturn]] inline void fail(const char* fmt, ...) {
+[[noreturn]] inline void fail(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   std::fprintf(stderr, "FAIL: ");
@@ -52,10 +52,10 @@ struct args {
   unsigned workers = 0; // resolved: never 0 after parse()
 };
 
-inline args parse(int argc, char** argv) {
+inline args parse(int argc, char **argv) {
   args a;
   for (int i = 1; i < argc; i++) {
-    char* end;
+    char *end;
     if (std::strcmp(argv[i], "--scale") == 0 && i + 1 < argc) {
       a.scale = std::strtod(argv[++i], &end);
       if (*end != '\0' || !(a.scale > 0.0) || a.scale > 100.0)
@@ -84,7 +84,7 @@ inline uint64_t scaled(uint64_t n, double scale) {
 
 // The actor system's configuration: only the worker count differs from
 // CAF's defaults.
-inline void configure(caf::actor_system_config& cfg, const args& a) {
+inline void configure(caf::actor_system_config &cfg, const args &a) {
   cfg.set("scheduler.max-threads", static_cast<size_t>(a.workers));
 }
 
@@ -96,8 +96,8 @@ inline uint64_t now_ns() {
 }
 
 // A field of /proc/self/status in kB ("VmHWM" = peak RSS, "VmRSS" = now).
-inline long status_kb(const char* field) {
-  FILE* f = std::fopen("/proc/self/status", "r");
+inline long status_kb(const char *field) {
+  FILE *f = std::fopen("/proc/self/status", "r");
   char line[256];
   long kb = -1;
   size_t n = std::strlen(field);
@@ -113,20 +113,24 @@ inline long status_kb(const char* field) {
   return kb;
 }
 
-inline long peak_rss_kb() { return status_kb("VmHWM"); }
-inline long rss_kb() { return status_kb("VmRSS"); }
+inline long peak_rss_kb() {
+  return status_kb("VmHWM");
+}
+inline long rss_kb() {
+  return status_kb("VmRSS");
+}
 
 // The one stdout line.
-inline void report(double value, const char* unit, long rss,
-                   const std::string& extra = "") {
+inline void report(double value, const char *unit, long rss,
+                   const std::string &extra = "") {
   std::printf("value=%.6g unit=%s rss_kb=%ld%s%s\n", value, unit, rss,
               extra.empty() ? "" : " ", extra.c_str());
   std::fflush(stdout);
 }
 
-inline void describe(const char* what, caf::actor_system& sys) {
-  std::fprintf(stderr, "caf %s: %zu worker(s) (scheduler.max-threads)\n",
-               what, sys.scheduler().num_workers());
+inline void describe(const char *what, caf::actor_system &sys) {
+  std::fprintf(stderr, "caf %s: %zu worker(s) (scheduler.max-threads)\n", what,
+               sys.scheduler().num_workers());
 }
 
 // xorshift64* seeded through splitmix64, as bench_rng_t in

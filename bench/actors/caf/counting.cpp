@@ -30,21 +30,21 @@ struct counter_state {
   uint64_t sum = 0;
 };
 
-behavior counter(stateful_actor<counter_state>* self) {
+behavior counter(stateful_actor<counter_state> *self) {
   return {
-    [=](inc_atom, uint64_t v) {
-      auto& st = self->state;
-      if (v != st.count)
-        bench::fail("counter: increment %llu arrived as number %llu",
-                    static_cast<unsigned long long>(v),
-                    static_cast<unsigned long long>(st.count));
-      st.count++;
-      st.sum += v;
-    },
-    [=](get_atom_) -> result<total_atom, uint64_t, uint64_t> {
-      self->quit();
-      return {total_atom::value, self->state.count, self->state.sum};
-    },
+      [=](inc_atom, uint64_t v) {
+        auto &st = self->state;
+        if (v != st.count)
+          bench::fail("counter: increment %llu arrived as number %llu",
+                      static_cast<unsigned long long>(v),
+                      static_cast<unsigned long long>(st.count));
+        st.count++;
+        st.sum += v;
+      },
+      [=](get_atom_) -> result<total_atom, uint64_t, uint64_t> {
+        self->quit();
+        return {total_atom::value, self->state.count, self->state.sum};
+      },
   };
 }
 
@@ -55,36 +55,36 @@ struct producer_state {
   uint64_t t0 = 0;
 };
 
-behavior producer(stateful_actor<producer_state>* self, uint64_t n,
+behavior producer(stateful_actor<producer_state> *self, uint64_t n,
                   actor reporter) {
   self->state.counter = self->spawn(counter);
   self->send(self, continue_atom::value);
   return {
-    [=](continue_atom) {
-      auto& st = self->state;
-      if (st.sent == 0)
-        st.t0 = bench::now_ns();
-      st.continues++;
-      uint64_t end = st.sent + chunk < n ? st.sent + chunk : n;
-      for (; st.sent < end; st.sent++)
-        self->send(st.counter, inc_atom::value, st.sent);
-      if (st.sent < n)
-        self->send(self, continue_atom::value);
-      else
-        self->send(st.counter, get_atom_::value);
-    },
-    [=](total_atom, uint64_t count, uint64_t sum) {
-      auto& st = self->state;
-      self->send(reporter, done_atom::value, st.t0, bench::now_ns(), count,
-                 sum, st.continues);
-      self->quit();
-    },
+      [=](continue_atom) {
+        auto &st = self->state;
+        if (st.sent == 0)
+          st.t0 = bench::now_ns();
+        st.continues++;
+        uint64_t end = st.sent + chunk < n ? st.sent + chunk : n;
+        for (; st.sent < end; st.sent++)
+          self->send(st.counter, inc_atom::value, st.sent);
+        if (st.sent < n)
+          self->send(self, continue_atom::value);
+        else
+          self->send(st.counter, get_atom_::value);
+      },
+      [=](total_atom, uint64_t count, uint64_t sum) {
+        auto &st = self->state;
+        self->send(reporter, done_atom::value, st.t0, bench::now_ns(), count,
+                   sum, st.continues);
+        self->quit();
+      },
   };
 }
 
 } // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char **argv) {
   auto args = bench::parse(argc, argv);
   const uint64_t n = bench::scaled(increments, args.scale);
   actor_system_config cfg;
@@ -94,8 +94,8 @@ int main(int argc, char** argv) {
   {
     scoped_actor self{sys};
     sys.spawn(producer, n, actor_cast<actor>(self));
-    self->receive([&](done_atom, uint64_t a, uint64_t b, uint64_t c,
-                      uint64_t s, uint64_t k) {
+    self->receive([&](done_atom, uint64_t a, uint64_t b, uint64_t c, uint64_t s,
+                      uint64_t k) {
       t0 = a;
       t1 = b;
       count = c;

@@ -40,17 +40,17 @@ struct worker_state {
   uint64_t acc = 0;
 };
 
-behavior worker(stateful_actor<worker_state>* self, uint64_t index,
-                uint64_t n, actor driver) {
+behavior worker(stateful_actor<worker_state> *self, uint64_t index, uint64_t n,
+                actor driver) {
   return {
-    [=](work_atom, uint64_t v) {
-      auto& st = self->state;
-      st.acc = fj_step(st.acc, v);
-      if (++st.count < n)
-        return;
-      self->send(driver, done_atom::value, index, st.count, st.acc);
-      self->quit();
-    },
+      [=](work_atom, uint64_t v) {
+        auto &st = self->state;
+        st.acc = fj_step(st.acc, v);
+        if (++st.count < n)
+          return;
+        self->send(driver, done_atom::value, index, st.count, st.acc);
+        self->quit();
+      },
   };
 }
 
@@ -63,47 +63,47 @@ struct driver_state {
   uint64_t t0 = 0;
 };
 
-behavior driver(stateful_actor<driver_state>* self, uint64_t per,
-                const std::vector<uint64_t>* expect, actor reporter) {
+behavior driver(stateful_actor<driver_state> *self, uint64_t per,
+                const std::vector<uint64_t> *expect, actor reporter) {
   const uint64_t total = per * workers;
   for (uint64_t i = 0; i < workers; i++)
     self->state.workers.push_back(
-      self->spawn(worker, i, per, actor_cast<actor>(self)));
+        self->spawn(worker, i, per, actor_cast<actor>(self)));
   self->send(self, continue_atom::value);
   return {
-    [=](continue_atom) {
-      auto& st = self->state;
-      if (st.sent == 0)
-        st.t0 = bench::now_ns();
-      st.continues++;
-      uint64_t end = st.sent + chunk < total ? st.sent + chunk : total;
-      for (; st.sent < end; st.sent++)
-        self->send(st.workers[st.sent % workers], work_atom::value, st.sent);
-      if (st.sent < total)
-        self->send(self, continue_atom::value);
-    },
-    [=](done_atom, uint64_t i, uint64_t count, uint64_t acc) {
-      auto& st = self->state;
-      if (i >= workers || ((st.reported >> i) & 1) || count != per
-          || acc != (*expect)[i])
-        bench::fail("done from worker %llu: count %llu acc %016llx",
-                    static_cast<unsigned long long>(i),
-                    static_cast<unsigned long long>(count),
-                    static_cast<unsigned long long>(acc));
-      st.reported |= uint64_t{1} << i;
-      if (++st.dones == workers) {
-        self->send(reporter, done_atom::value, st.t0, bench::now_ns(),
-                   st.continues);
-        st.workers.clear();
-        self->quit();
-      }
-    },
+      [=](continue_atom) {
+        auto &st = self->state;
+        if (st.sent == 0)
+          st.t0 = bench::now_ns();
+        st.continues++;
+        uint64_t end = st.sent + chunk < total ? st.sent + chunk : total;
+        for (; st.sent < end; st.sent++)
+          self->send(st.workers[st.sent % workers], work_atom::value, st.sent);
+        if (st.sent < total)
+          self->send(self, continue_atom::value);
+      },
+      [=](done_atom, uint64_t i, uint64_t count, uint64_t acc) {
+        auto &st = self->state;
+        if (i >= workers || ((st.reported >> i) & 1) || count != per ||
+            acc != (*expect)[i])
+          bench::fail("done from worker %llu: count %llu acc %016llx",
+                      static_cast<unsigned long long>(i),
+                      static_cast<unsigned long long>(count),
+                      static_cast<unsigned long long>(acc));
+        st.reported |= uint64_t{1} << i;
+        if (++st.dones == workers) {
+          self->send(reporter, done_atom::value, st.t0, bench::now_ns(),
+                     st.continues);
+          st.workers.clear();
+          self->quit();
+        }
+      },
   };
 }
 
 } // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char **argv) {
   auto args = bench::parse(argc, argv);
   const uint64_t per = bench::scaled(per_worker_default, args.scale);
   const uint64_t total = per * workers;

@@ -27,17 +27,17 @@ struct pong_state {
   uint64_t expect = 0;
 };
 
-behavior pong(stateful_actor<pong_state>* self) {
+behavior pong(stateful_actor<pong_state> *self) {
   return {
-    [=](ping_atom, uint64_t seq) -> result<pong_atom, uint64_t> {
-      if (seq != self->state.expect)
-        bench::fail("pong: ping %llu, expected %llu",
-                    static_cast<unsigned long long>(seq),
-                    static_cast<unsigned long long>(self->state.expect));
-      ++self->state.expect;
-      return {pong_atom::value, seq};
-    },
-    [=](count_atom) { return self->state.expect; },
+      [=](ping_atom, uint64_t seq) -> result<pong_atom, uint64_t> {
+        if (seq != self->state.expect)
+          bench::fail("pong: ping %llu, expected %llu",
+                      static_cast<unsigned long long>(seq),
+                      static_cast<unsigned long long>(self->state.expect));
+        ++self->state.expect;
+        return {pong_atom::value, seq};
+      },
+      [=](count_atom) { return self->state.expect; },
   };
 }
 
@@ -46,32 +46,33 @@ struct ping_state {
   uint64_t t0 = 0;
 };
 
-behavior ping(stateful_actor<ping_state>* self, actor partner, uint64_t n,
+behavior ping(stateful_actor<ping_state> *self, actor partner, uint64_t n,
               actor reporter) {
   return {
-    [=](start_atom) {
-      self->state.t0 = bench::now_ns();
-      self->send(partner, ping_atom::value, uint64_t{0});
-    },
-    [=](pong_atom, uint64_t seq) {
-      auto& st = self->state;
-      if (seq != st.got)
-        bench::fail("ping: pong %llu, expected %llu",
-                    static_cast<unsigned long long>(seq),
-                    static_cast<unsigned long long>(st.got));
-      if (++st.got == n) {
-        self->send(reporter, done_atom::value, st.t0, bench::now_ns(), st.got);
-        self->quit();
-        return;
-      }
-      self->send(partner, ping_atom::value, st.got);
-    },
+      [=](start_atom) {
+        self->state.t0 = bench::now_ns();
+        self->send(partner, ping_atom::value, uint64_t{0});
+      },
+      [=](pong_atom, uint64_t seq) {
+        auto &st = self->state;
+        if (seq != st.got)
+          bench::fail("ping: pong %llu, expected %llu",
+                      static_cast<unsigned long long>(seq),
+                      static_cast<unsigned long long>(st.got));
+        if (++st.got == n) {
+          self->send(reporter, done_atom::value, st.t0, bench::now_ns(),
+                     st.got);
+          self->quit();
+          return;
+        }
+        self->send(partner, ping_atom::value, st.got);
+      },
   };
 }
 
 } // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char **argv) {
   auto args = bench::parse(argc, argv);
   const uint64_t n = bench::scaled(roundtrips, args.scale);
   actor_system_config cfg;
@@ -89,8 +90,9 @@ int main(int argc, char** argv) {
       pongs = got;
     });
     self->request(pg, infinite, count_atom::value)
-      .receive([&](uint64_t seen) { pings = seen; },
-               [&](error& e) { bench::fail("pong: %s", to_string(e).c_str()); });
+        .receive(
+            [&](uint64_t seen) { pings = seen; },
+            [&](error &e) { bench::fail("pong: %s", to_string(e).c_str()); });
     self->send_exit(pg, exit_reason::user_shutdown);
   }
   if (pongs != n || pings != n)

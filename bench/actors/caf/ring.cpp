@@ -35,26 +35,26 @@ struct member_state {
   actor next;
 };
 
-behavior member(stateful_actor<member_state>* self, uint32_t index,
-                shared* sh, actor reporter) {
+behavior member(stateful_actor<member_state> *self, uint32_t index, shared *sh,
+                actor reporter) {
   return {
-    [=](next_atom, actor next) { self->state.next = std::move(next); },
-    [=](token_atom, uint64_t left) {
-      if (left == sh->hops && sh->t0 == 0)
-        sh->t0 = bench::now_ns();
-      if (left == 0) {
-        self->send(reporter, done_atom::value, bench::now_ns(), index);
-        return;
-      }
-      sh->forwards[index]++;
-      self->send(self->state.next, token_atom::value, left - 1);
-    },
+      [=](next_atom, actor next) { self->state.next = std::move(next); },
+      [=](token_atom, uint64_t left) {
+        if (left == sh->hops && sh->t0 == 0)
+          sh->t0 = bench::now_ns();
+        if (left == 0) {
+          self->send(reporter, done_atom::value, bench::now_ns(), index);
+          return;
+        }
+        sh->forwards[index]++;
+        self->send(self->state.next, token_atom::value, left - 1);
+      },
   };
 }
 
 } // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char **argv) {
   auto args = bench::parse(argc, argv);
   shared sh;
   sh.hops = bench::scaled(default_hops, args.scale);
@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
       t1 = t;
       stopped_at = at;
     });
-    for (auto& m : ring)
+    for (auto &m : ring)
       self->send_exit(m, exit_reason::user_shutdown);
   }
   uint64_t total = 0;
@@ -90,9 +90,10 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(sh.hops), stopped_at,
                 static_cast<unsigned long long>(sh.hops % members));
   bench::describe("ring", sys);
-  std::fprintf(stderr, "caf ring: %u members, %llu hops, a new token message "
-                       "per hop\n", members,
-               static_cast<unsigned long long>(sh.hops));
+  std::fprintf(stderr,
+               "caf ring: %u members, %llu hops, a new token message "
+               "per hop\n",
+               members, static_cast<unsigned long long>(sh.hops));
   bench::report(static_cast<double>(sh.hops) /
                     (static_cast<double>(t1 - sh.t0) * 1e-9),
                 "msgs/s", bench::peak_rss_kb());

@@ -19,8 +19,8 @@
 // root after the measurement and the tree goes down with it.
 //
 // Timing from the start of the root's body to its last result, inside the
-// root. Checks as in the isle version: 1,111,111 actors and a leaf-number sum of
-// L(L-1)/2. --scale X makes the depth 6 + round(log10 X).
+// root. Checks as in the isle version: 1,111,111 actors and a leaf-number sum
+// of L(L-1)/2. --scale X makes the depth 6 + round(log10 X).
 #include "caf_common.hpp"
 
 #include <vector>
@@ -47,42 +47,43 @@ struct shared {
   uint64_t t0 = 0, t1 = 0; // written by the root
 };
 
-behavior node(stateful_actor<node_state>* self, actor parent, uint32_t depth,
-              uint64_t index, shared* sh) {
+behavior node(stateful_actor<node_state> *self, actor parent, uint32_t depth,
+              uint64_t index, shared *sh) {
   if (depth == 0)
     sh->t0 = bench::now_ns();
   if (depth == sh->max_depth) {
     self->send(parent, result_atom::value, uint64_t{1}, index);
     return {
-      [=](result_atom, uint64_t, uint64_t) {
-        bench::fail("leaf %llu got a result", static_cast<unsigned long long>(index));
-      },
+        [=](result_atom, uint64_t, uint64_t) {
+          bench::fail("leaf %llu got a result",
+                      static_cast<unsigned long long>(index));
+        },
     };
   }
-  auto& st = self->state;
+  auto &st = self->state;
   st.parent = std::move(parent);
   st.children.reserve(fanout);
   for (uint32_t i = 0; i < fanout; i++)
     st.children.push_back(self->spawn(node, actor_cast<actor>(self), depth + 1,
                                       index * fanout + i, sh));
   return {
-    [=](result_atom, uint64_t count, uint64_t sum) {
-      auto& s = self->state;
-      s.count += count;
-      s.sum += sum;
-      if (++s.replies < fanout)
-        return;
-      if (depth == 0)
-        sh->t1 = bench::now_ns();
-      self->send(s.parent, result_atom::value, s.count + 1, s.sum);
-      s.parent = nullptr;
-    },
+      [=](result_atom, uint64_t count, uint64_t sum) {
+        auto &s = self->state;
+        s.count += count;
+        s.sum += sum;
+        if (++s.replies < fanout)
+          return;
+        if (depth == 0)
+          sh->t1 = bench::now_ns();
+        self->send(s.parent, result_atom::value, s.count + 1, s.sum);
+        s.parent = nullptr;
+      },
   };
 }
 
 } // namespace
 
-int main(int argc, char** argv) {
+int main(int argc, char **argv) {
   auto args = bench::parse(argc, argv);
   long d = default_depth + std::lround(std::log10(args.scale));
   shared sh;
@@ -120,8 +121,8 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(sum),
                 static_cast<unsigned long long>(actors),
                 static_cast<unsigned long long>(leaves * (leaves - 1) / 2));
-  double per_actor = static_cast<double>(peak_kb - base_kb) * 1024.0
-                     / static_cast<double>(actors);
+  double per_actor = static_cast<double>(peak_kb - base_kb) * 1024.0 /
+                     static_cast<double>(actors);
   bench::describe("spawn", sys);
   std::fprintf(stderr,
                "caf spawn: depth %u, %llu actors alive and idle at the end; "
@@ -132,7 +133,8 @@ int main(int argc, char** argv) {
                peak_kb, per_actor, sizeof(node_state));
   char extra[64];
   std::snprintf(extra, sizeof extra, "bytes_per_actor=%.1f", per_actor);
-  bench::report(static_cast<double>(sh.t1 - sh.t0) / static_cast<double>(actors),
+  bench::report(static_cast<double>(sh.t1 - sh.t0) /
+                    static_cast<double>(actors),
                 "ns/actor", peak_kb, extra);
   return 0;
 }
