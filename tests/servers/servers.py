@@ -180,22 +180,20 @@ def never_reads(port, payload, limit=512 << 20):
     raise Failure("a peer that never reads was not closed after %d bytes" % sent)
 
 
-def silent_never_reader_reset(port, idle_ms):
-    """A peer that never reads its echo and then goes silent (a client
-    descheduled on a loaded machine): the server's idle timeout must reset
-    it (RST), not send FIN behind the echo the peer never takes. A FIN
-    there leaves the server's socket orphaned in FIN-WAIT-1 with its output
-    queued for a peer that does not read, where the peer's sends may block
-    (never_reads' 'send blocked'). The peer's TCP state tells: CLOSE after
-    the RST, ESTABLISHED while the FIN waits behind the output."""
+def silent_slow_reader_gets_its_echo(port, idle_ms):
+    """A peer that sends, then neither sends nor reads for longer than the
+    idle timeout: the server closes it, and what the server had written is
+    still delivered (FIN after it, no reset), so a slow reader gets all of
+    its echo, then EOF."""
     s = connect(port)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.sendall(b"q" * (256 << 10))  # echoed into the kernels; under max-output
+    data = b"q" * (32 << 10)  # echoed into the kernels; under max-output
+    s.sendall(data)
     time.sleep(idle_ms / 1000 + 1.0)
-    state = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+    got = recv_until_closed(s)
     s.close()
-    check(state == 7, "a silent never-reader was not reset at the idle "
-          "timeout (TCP state %d, not CLOSE 7)" % state)
+    check(got == data, "a slow reader got %d of its %d echoed bytes, then "
+          "the close" % (len(got), len(data)))
 
 
 def many_at_once(port, n, request, answer_len, check_answer):
@@ -263,9 +261,9 @@ def suite_echo_abuse(binary):
             s = connect(srv.port)
             s.sendall(b"x" * (i * 100 + 1))
             reset(s)
-        # A peer that never reads its echo, then goes silent; and one that
-        # keeps sending.
-        silent_never_reader_reset(srv.port, IDLE_MS)
+        # A peer that reads its echo only after the idle timeout; and one
+        # that never reads and keeps sending.
+        silent_slow_reader_gets_its_echo(srv.port, IDLE_MS)
         never_reads(srv.port, b"y" * 65536)
         # Still serving.
         s = connect(srv.port)
