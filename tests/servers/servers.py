@@ -17,6 +17,7 @@ ends it with SIGTERM: it must exit 0 within its shutdown deadline and say
 Exit status: 0 passed, 1 failed, 77 skipped (a client tool is missing).
 """
 import json
+import ctypes
 import os
 import queue
 import re
@@ -47,6 +48,14 @@ def check(cond, what):
 # ----- The server process ---------------------------------------------------
 
 
+def die_with_parent():
+    """Popen's preexec_fn: the child gets SIGKILL when the test process
+    ends, however it ends (ctest's timeout kills it without a finally), so
+    no server or load generator outlives its test."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class Server:
     """BINARY on a free port; stdout and stderr collected by threads."""
 
@@ -56,6 +65,7 @@ class Server:
             [binary, "--port", "0", "--workers", "2", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent,
         )
         self.lines = queue.Queue()
         self.err = []

@@ -59,7 +59,8 @@ check = S.check
 def start(tmp, name, argv):
     """argv with its output in tmp/name (p.out names it)."""
     with open(os.path.join(tmp, name), "wb") as f:
-        p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT)
+        p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT,
+                             preexec_fn=S.die_with_parent)
     p.out = name
     return p
 
