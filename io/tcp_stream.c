@@ -138,14 +138,26 @@ static void written(isle__loop_t *l, conn_t *c, uint64_t size) {
   /* seq_cst, as in isle_tcp_write: a writer refused on a full backlog
    * either sets want_drain before this subtraction is seen, or sees the
    * backlog it leaves. */
+  uint64_t half =
+      atomic_load_explicit(&c->xmax_output, memory_order_relaxed) / 2;
   uint64_t left =
       atomic_fetch_sub_explicit(&c->xqueued, size, memory_order_seq_cst) - size;
   ISLE__CHAOS("io.written"); /* a refused writer sets want_drain here */
-  if (c->tcp && !c->closing && c->owner &&
-      left <= atomic_load_explicit(&c->xmax_output, memory_order_relaxed) / 2 &&
-      atomic_exchange_explicit(&c->xwant_drain, 0, memory_order_seq_cst))
-    isle__tcp_event_send(l, c->owner, ISLE_MSG_TCP_DRAINED,
-                         conn_handle(l->io->tcp, c), listener_self(c), 0);
+  if (!c->tcp || c->closing || !c->owner || left > half ||
+      !atomic_exchange_explicit(&c->xwant_drain, 0, memory_order_seq_cst))
+    return;
+  /* The writer may have seen the backlog we left, filled it up again and
+   * only then been refused (want_drain): DRAINED now would be a lie (the
+   * chaos build's seed 2 caught an EFULL right after DRAINED). Then bytes
+   * are in flight again, and the completion that brings them to half or
+   * less sends it: completions of a connection run on its loop's thread
+   * one after another, so none runs between this exchange and the store. */
+  if (atomic_load_explicit(&c->xqueued, memory_order_seq_cst) > half) {
+    atomic_store_explicit(&c->xwant_drain, 1, memory_order_seq_cst);
+    return;
+  }
+  isle__tcp_event_send(l, c->owner, ISLE_MSG_TCP_DRAINED,
+                       conn_handle(l->io->tcp, c), listener_self(c), 0);
 }
 
 static void write_done(uv_write_t *req, int status) {
