@@ -17,7 +17,9 @@
 #define _GNU_SOURCE
 #include <linux/sockios.h> /* SIOCOUTQ: output the kernel still holds */
 #include <sys/ioctl.h>
-#include <sys/socket.h> /* SO_LINGER: a graceful close given up is reset */
+#include <netinet/in.h>
+#include <netinet/tcp.h> /* TCP_USER_TIMEOUT: bounds a FIN behind output */
+#include <sys/socket.h>  /* SO_LINGER: a graceful close given up is reset */
 #include <uv.h>
 
 #include "tcp.h"
@@ -78,13 +80,27 @@ static void conn_drop(conn_t *c, int reason) {
  * still in our queue (the kernel's send buffer is full: the peer has not
  * read a whole buffer's worth). Otherwise FIN: output the kernel holds
  * still reaches a peer that reads late (200 clients read in turn by one
- * thread lost answers to resets under TSan), and a peer that never reads
- * gets a reset from its own next send to the closed socket. */
+ * thread lost answers to resets under TSan); the kernel's hold on that
+ * output is bounded below. */
 void isle__tcp_conn_end(conn_t *c, int reason) {
-  if (c->draining || atomic_load_explicit(&c->xqueued, memory_order_relaxed))
+  if (c->draining || atomic_load_explicit(&c->xqueued, memory_order_relaxed)) {
     conn_reset(c, reason);
-  else
-    isle__tcp_conn_close(c, reason);
+    return;
+  }
+  /* The FIN waits behind the output the kernel holds. A peer that never
+   * reads may never send again either: its view of our window can stay
+   * at zero (the segments that would reopen it lie beyond its own closed
+   * window and are dropped), so no send of its reaches the closed socket
+   * to draw the reset, and the orphan would sit in FIN-WAIT-1 for
+   * minutes. Bound it: the kernel gives up on output not taken within
+   * LINGER_MS, and the peer's next probe gets the reset. */
+  uv_os_fd_t fd;
+  int unsent = 0;
+  unsigned bound = LINGER_MS;
+  if (uv_fileno((uv_handle_t *)c->tcp, &fd) == 0 &&
+      ioctl(fd, SIOCOUTQ, &unsent) == 0 && unsent > 0)
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &bound, sizeof bound);
+  isle__tcp_conn_close(c, reason);
 }
 
 static void shutdown_done(uv_shutdown_t *req, int status) {
